@@ -1,0 +1,120 @@
+"""Recovery: find dead nodes, claim their unfinished instances, activate them.
+
+Runs once when a node starts and then as a slow safety sweep (never on the hot
+path). A node is dead when its lease has expired, or at once when it ran on
+this host and its process is gone, which is how a restarted process resumes
+its own work within a second instead of waiting out the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
+
+from edda.actors.leases import NodeLease, process_alive
+from edda.journal.nodes import (
+    Claimed,
+    claim_orphans,
+    list_nodes,
+    orphans_of_unknown_workflows,
+    remove_nodes,
+)
+
+if TYPE_CHECKING:
+    from edda.journal.database import Database
+
+log = logging.getLogger("edda.recovery")
+
+
+class Recovery:
+    """The claim-and-activate sweep of one node."""
+
+    def __init__(
+        self,
+        db: Database,
+        lease: NodeLease,
+        workflow_names: Callable[[], Collection[str]],
+        activate: Callable[[Claimed], None],
+        *,
+        interval: float,
+        batch: int = 500,
+    ) -> None:
+        self._db = db
+        self._lease = lease
+        self._names = workflow_names
+        self._activate = activate
+        self.interval = interval
+        self.batch = batch
+        self._reported: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def dead_nodes(self) -> list[str]:
+        """Ids of other nodes whose lease expired or whose local process is gone."""
+        async with self._db.reader.connect() as conn:
+            rows = await list_nodes(conn)
+        now = time.time()
+        return [
+            row.node_id
+            for row in rows
+            if row.node_id != self._lease.node_id
+            and (
+                row.expires_at < now
+                or (row.hostname == self._lease.hostname
+                    and not process_alive(row.pid, row.proc_start))
+            )
+        ]
+
+    async def sweep(self) -> list[Claimed]:
+        """Claim every orphaned instance this node can run and activate it."""
+        writer = self._lease.writer
+        dead = await self.dead_nodes()
+        if dead:
+            log.info("nodes %s are dead; their instances are free to claim", dead)
+            await writer.run(remove_nodes(dead))
+        names = list(self._names())
+        claimed: list[Claimed] = []
+        while True:
+            more = await writer.run(claim_orphans(self._lease.node_id, names, self.batch))
+            for item in more:
+                self._activate(item)
+            claimed.extend(more)
+            if len(more) < self.batch:
+                break
+        await self._report_unknown(names)
+        return claimed
+
+    async def _report_unknown(self, names: list[str]) -> None:
+        async with self._db.reader.connect() as conn:
+            unknown = await orphans_of_unknown_workflows(conn, names)
+        for instance_id, name in unknown:
+            if instance_id in self._reported:
+                continue
+            self._reported.add(instance_id)
+            log.error(
+                "instance %s is unfinished but its workflow %r is not registered on this "
+                "node; import the module that defines it so it can be recovered",
+                instance_id, name,
+            )
+
+    def start(self) -> None:
+        """Run the sweep every ``interval`` seconds in the background."""
+        self._task = asyncio.create_task(self._loop(), name="edda-recovery")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.warning("recovery sweep failed; trying again in %.0fs", self.interval,
+                            exc_info=True)
+
+    async def stop(self) -> None:
+        """Stop the background sweep."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -1,0 +1,38 @@
+"""Edda: durable workflows for Python, on an event-sourced actor runtime.
+
+Write ``@workflow`` async functions that call ``@activity`` functions; every
+result is journaled, so after a crash a workflow replays its journal and goes on
+without redoing finished work.
+"""
+
+from edda.runtime.activity import Activity as Activity
+from edda.runtime.activity import activity as activity
+from edda.runtime.app import EddaApp as EddaApp
+from edda.runtime.context import WorkflowContext as WorkflowContext
+from edda.runtime.errors import NonDeterminismError as NonDeterminismError
+from edda.runtime.errors import RetryExhaustedError as RetryExhaustedError
+from edda.runtime.errors import TerminalError as TerminalError
+from edda.runtime.errors import WorkflowCancelledException as WorkflowCancelledException
+from edda.runtime.hooks import HooksBase as HooksBase
+from edda.runtime.hooks import WorkflowHooks as WorkflowHooks
+from edda.runtime.retry import RetryPolicy as RetryPolicy
+from edda.runtime.workflow import Workflow as Workflow
+from edda.runtime.workflow import workflow as workflow
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Activity",
+    "EddaApp",
+    "HooksBase",
+    "NonDeterminismError",
+    "RetryExhaustedError",
+    "RetryPolicy",
+    "TerminalError",
+    "Workflow",
+    "WorkflowCancelledException",
+    "WorkflowContext",
+    "WorkflowHooks",
+    "activity",
+    "workflow",
+)

@@ -1,0 +1,154 @@
+"""Database URLs and engines for SQLite and PostgreSQL.
+
+A node keeps two engines on one database: the **writer**, used only by the
+group-commit writer and migrations, and the **reader** pool for replay and
+queries. On SQLite the writer begins with ``BEGIN IMMEDIATE`` so that several
+processes on one file queue for the write lock instead of failing on a lock
+upgrade; WAL lets readers run beside it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+Dialect = Literal["sqlite", "postgresql"]
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_SUPPORTED = "use 'sqlite:///path/to/file.db' or 'postgresql://user:pass@host:port/dbname'"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseURL:
+    """A user's ``db_url`` resolved to the driver the runtime uses."""
+
+    url: str
+    dialect: Dialect
+
+
+def parse_db_url(db_url: str) -> DatabaseURL:
+    """Resolve a ``db_url`` to its async driver URL.
+
+    ``sqlite:///x.db`` uses aiosqlite and ``postgresql://`` (or ``postgres://``)
+    uses asyncpg; the driver suffix may be given but is not needed.
+
+    Raises:
+        ValueError: If the URL is malformed, names an unsupported database or
+            driver, is an in-memory SQLite database, or its directory is missing.
+    """
+    if not isinstance(db_url, str) or not db_url.strip():
+        raise ValueError(f"db_url must be a non-empty string; {_SUPPORTED}")
+    try:
+        url = make_url(db_url)
+    except ArgumentError as exc:
+        raise ValueError(f"db_url {db_url!r} is not a database URL; {_SUPPORTED}") from exc
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite":
+        if driver not in ("", "aiosqlite"):
+            raise ValueError(f"db_url driver {url.drivername!r} is not supported; {_SUPPORTED}")
+        if not url.database or url.database == ":memory:":
+            raise ValueError(
+                f"db_url {db_url!r} is an in-memory SQLite database, which cannot survive "
+                "a crash; give a file path such as 'sqlite:///edda.db'"
+            )
+        parent = Path(url.database).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise ValueError(f"db_url {db_url!r}: directory {str(parent)!r} does not exist")
+        return DatabaseURL(url.set(drivername="sqlite+aiosqlite").render_as_string(False), "sqlite")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "asyncpg"):
+            raise ValueError(
+                f"db_url driver {url.drivername!r} is not supported; "
+                "use 'postgresql://' (the asyncpg driver is used)"
+            )
+        if importlib.util.find_spec("asyncpg") is None:
+            raise ImportError(
+                "PostgreSQL needs the asyncpg driver: pip install 'edda-actors[postgresql]'"
+            )
+        pg = url.set(drivername="postgresql+asyncpg").render_as_string(False)
+        return DatabaseURL(pg, "postgresql")
+    raise ValueError(f"db_url scheme {url.drivername!r} is not supported; {_SUPPORTED}")
+
+
+def _sqlite_engine(url: str, *, synchronous: str, begin: str, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, connect_args={"timeout": 60.0}
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """The writer and reader engines of one database."""
+
+    def __init__(self, writer: AsyncEngine, reader: AsyncEngine, dialect: Dialect) -> None:
+        self.writer = writer
+        self.reader = reader
+        self.dialect: Dialect = dialect
+
+    @classmethod
+    def open(
+        cls,
+        db_url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 30,
+        pool_recycle: int = 3600,
+        pool_pre_ping: bool = True,
+    ) -> Database:
+        """Create the engines (no connection is made yet).
+
+        Raises:
+            ValueError: As `parse_db_url`, or for an unknown ``sqlite_synchronous``.
+        """
+        parsed = parse_db_url(db_url)
+        if parsed.dialect == "sqlite":
+            mode = str(sqlite_synchronous).upper()
+            if mode not in _SYNCHRONOUS:
+                raise ValueError(
+                    f"sqlite_synchronous={sqlite_synchronous!r} is not one of {_SYNCHRONOUS}"
+                )
+            writer = _sqlite_engine(parsed.url, synchronous=mode, begin="BEGIN IMMEDIATE",
+                                    pool_size=1)
+            reader = _sqlite_engine(parsed.url, synchronous=mode, begin="BEGIN",
+                                    pool_size=max(1, pool_size))
+            return cls(writer, reader, "sqlite")
+        pool = {
+            "pool_timeout": pool_timeout,
+            "pool_recycle": pool_recycle,
+            "pool_pre_ping": pool_pre_ping,
+        }
+        writer = create_async_engine(parsed.url, pool_size=2, max_overflow=0, **pool)
+        reader = create_async_engine(
+            parsed.url, pool_size=pool_size, max_overflow=max_overflow, **pool
+        )
+        return cls(writer, reader, "postgresql")
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.writer.dispose()
+        await self.reader.dispose()

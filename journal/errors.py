@@ -1,0 +1,24 @@
+"""Errors of the storage layer that callers above can handle."""
+
+from __future__ import annotations
+
+
+class FencedError(RuntimeError):
+    """This node no longer owns the instance at this epoch; the write was refused."""
+
+    def __init__(self, instance_id: str, epoch: int) -> None:
+        super().__init__(
+            f"instance {instance_id!r} is no longer owned by this node at epoch {epoch}; "
+            "another node took it over, so this node stops running it"
+        )
+        self.instance_id = instance_id
+        self.epoch = epoch
+
+
+class JournalConflictError(RuntimeError):
+    """Another writer already appended at this sequence number."""
+
+    def __init__(self, instance_id: str, seq: int) -> None:
+        super().__init__(f"journal of {instance_id!r} already has an entry at seq {seq}")
+        self.instance_id = instance_id
+        self.seq = seq

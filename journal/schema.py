@@ -1,0 +1,71 @@
+"""The SQL schema: the journal and the tables kept beside it.
+
+Every table is prefixed ``edda_`` so it can share a database with the user's own
+tables (activities write to both in one transaction). Times are UNIX seconds in
+double precision: the same on SQLite and PostgreSQL, cheap to compare, and
+turned into aware datetimes at the API.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "edda_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.Double, nullable=False),
+)
+
+#: The append-only journal: one row per entry, keyed (instance_id, seq).
+journal = sa.Table(
+    "edda_journal",
+    metadata,
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+#: A projection of each journal, changed in the same transaction as the entry
+#: that causes the change, plus the instance's owner and fencing epoch.
+instances = sa.Table(
+    "edda_instances",
+    metadata,
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("workflow_name", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("current_activity_id", sa.String(255), nullable=True),
+    sa.Column("source_hash", sa.String(64), nullable=True),
+    sa.Column("owner_service", sa.String(255), nullable=True),
+    sa.Column("continued_from", sa.String(255), nullable=True),
+    sa.Column("owner_node", sa.String(255), nullable=True),
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+sa.Index("edda_instances_status_name", instances.c.status, instances.c.workflow_name)
+sa.Index("edda_instances_started", instances.c.started_at, instances.c.instance_id)
+sa.Index("edda_instances_owner", instances.c.owner_node)
+
+#: Node leases: a node owns its instances while its row has not expired.
+nodes = sa.Table(
+    "edda_nodes",
+    metadata,
+    sa.Column("node_id", sa.String(255), primary_key=True),
+    sa.Column("service_name", sa.String(255), nullable=False),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("proc_start", sa.String(64), nullable=False, server_default=""),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+)
+
+#: Statuses from which an instance still has work to do.
+UNFINISHED_STATUSES = ("running", "compensating")

@@ -1,0 +1,1 @@
+"""The runtime: EddaApp (a node), decorators, context, replay, retry, hooks."""

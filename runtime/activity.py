@@ -1,0 +1,231 @@
+"""`@activity`: a function whose result is journaled and never recomputed on replay.
+
+Calling an activity takes its position at once and returns an awaitable, so
+``asyncio.gather(a(ctx), b(ctx))`` numbers its calls in the order they are
+written. Sync functions run in a worker thread. Failed attempts are retried
+in-process according to the activity's `RetryPolicy`; only the final outcome is
+journaled, so a replay neither re-runs a completed activity nor retries a
+failed one again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+import anyio.to_thread
+
+from edda.journal.entries import ActivityCompleted, ActivityFailed
+from edda.journal.group_commit import InstanceChange
+from edda.runtime.context import WorkflowContext
+from edda.runtime.errors import NonDeterminismError, RetryExhaustedError, TerminalError
+from edda.runtime.hooks import fire
+from edda.runtime.replay import restore_result
+from edda.runtime.retry import DEFAULT_RETRY_POLICY, RetryMetadata, RetryPolicy
+from edda.runtime.serialization import (
+    NotSerializableError,
+    error_info,
+    rebuild_error,
+    to_jsonable,
+    type_hints,
+    type_path,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Activity(Generic[P, R]):
+    """A durable step; call it as ``await my_activity(ctx, ...)`` inside a workflow.
+
+    ``activity_id=`` (keyword) gives the call an explicit position instead of
+    ``"{name}:{N}"``.
+    """
+
+    _is_activity = True
+
+    def __init__(
+        self,
+        func: Callable[Concatenate[WorkflowContext, P], Awaitable[R]]
+        | Callable[Concatenate[WorkflowContext, P], R],
+        *,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"@activity needs a function, got {func!r}")
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise TypeError(f"retry_policy must be a RetryPolicy, got {type(retry_policy)!r}")
+        self.func = func
+        self.name: str = func.__name__
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.retry_policy = retry_policy
+        functools.update_wrapper(self, func)
+
+    def __call__(
+        self, ctx: WorkflowContext, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]:
+        explicit_id = kwargs.pop("activity_id", None)
+        if not isinstance(ctx, WorkflowContext):
+            raise TypeError(
+                f"activity {self.name!r} must be called inside a workflow with the "
+                f"WorkflowContext as first argument, got {type(ctx).__name__}; "
+                f"to call the plain function, use {self.name}.func(...)"
+            )
+        position, call = ctx._reserve(self.name, explicit_id)  # type: ignore[arg-type]
+        return self._execute(ctx, position, call, args, kwargs)
+
+    async def _execute(
+        self,
+        ctx: WorkflowContext,
+        position: str,
+        call: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
+        run = ctx._run
+        if run.fatal is not None:
+            raise run.fatal
+        try:
+            recorded = run.index.lookup(position, call, self.name)
+        except NonDeterminismError as exc:
+            run.fatal = exc
+            raise
+        ctx.executed_activity_ids.add(position)
+        await fire(ctx.hooks, "on_activity_start", ctx.instance_id, position, self.name,
+                   recorded is not None)
+        if isinstance(recorded, ActivityCompleted):
+            result: R = restore_result(recorded, type_hints(self.func).get("return"))
+            await fire(ctx.hooks, "on_activity_complete", ctx.instance_id, position, self.name,
+                       result, True)
+            return result
+        if isinstance(recorded, ActivityFailed):
+            error = rebuild_error(recorded.error)
+            await fire(ctx.hooks, "on_activity_failed", ctx.instance_id, position, self.name, error)
+            raise error
+        stored_args = to_jsonable(list(args), what=f"positional arguments of activity {self.name!r}")
+        stored_kwargs = to_jsonable(kwargs, what=f"keyword arguments of activity {self.name!r}")
+        result, attempts = await self._attempts(ctx, position, args, kwargs, stored_args,
+                                                stored_kwargs, call)
+        try:
+            stored = to_jsonable(result, what=f"result of activity {self.name!r}")
+        except NotSerializableError as exc:
+            await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempts)
+            raise
+        entry = ActivityCompleted(
+            position=position, call=call, activity_name=self.name, result=stored,
+            result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
+            attempts=attempts,
+        )
+        await run.actor.append(entry, InstanceChange(current_activity_id=position))
+        await fire(ctx.hooks, "on_activity_complete", ctx.instance_id, position, self.name,
+                   result, False)
+        return result
+
+    async def _attempts(
+        self,
+        ctx: WorkflowContext,
+        position: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        stored_args: Any,
+        stored_kwargs: Any,
+        call: int,
+    ) -> tuple[R, int]:
+        policy = self.retry_policy or ctx._run.default_retry_policy or DEFAULT_RETRY_POLICY
+        started = time.monotonic()
+        metadata = RetryMetadata()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if self.is_async:
+                    result = await self.func(ctx, *args, **kwargs)  # type: ignore[misc]
+                else:
+                    bound = functools.partial(self.func, ctx, *args, **kwargs)
+                    result = await anyio.to_thread.run_sync(bound)
+                return result, attempt
+            except TerminalError as exc:
+                await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempt)
+                raise
+            except Exception as exc:
+                metadata.add_attempt(attempt, exc)
+                elapsed = time.monotonic() - started
+                reason = _stop_reason(policy, exc, attempt, elapsed)
+                if reason is not None:
+                    final = RetryExhaustedError(
+                        f"Activity {self.name} failed after {attempt} attempts: {reason}"
+                    )
+                    final.__cause__ = exc
+                    await self._fail(ctx, position, call, final, stored_args, stored_kwargs,
+                                     attempt)
+                    raise final from exc
+                delay = policy.calculate_delay(attempt)
+                await fire(ctx.hooks, "on_activity_retry", ctx.instance_id, position, self.name,
+                           exc, attempt, delay)
+                await asyncio.sleep(delay)
+
+    async def _fail(
+        self,
+        ctx: WorkflowContext,
+        position: str,
+        call: int,
+        error: Exception,
+        stored_args: Any,
+        stored_kwargs: Any,
+        attempts: int,
+    ) -> None:
+        entry = ActivityFailed(
+            position=position, call=call, activity_name=self.name, error=error_info(error),
+            args=stored_args, kwargs=stored_kwargs, attempts=attempts,
+        )
+        await ctx._run.actor.append(entry, InstanceChange(current_activity_id=position))
+        await fire(ctx.hooks, "on_activity_failed", ctx.instance_id, position, self.name, error)
+
+    def __repr__(self) -> str:
+        return f"<Activity {self.name}>"
+
+
+def _stop_reason(policy: RetryPolicy, error: Exception, attempt: int, elapsed: float) -> str | None:
+    if not policy.is_retryable(error):
+        return f"Error type {type(error).__name__} is not retryable"
+    if policy.max_attempts is not None and attempt >= policy.max_attempts:
+        return f"Max attempts ({policy.max_attempts}) reached"
+    if policy.max_duration is not None and elapsed >= policy.max_duration:
+        return f"Max duration ({policy.max_duration}s) exceeded (elapsed: {elapsed:.1f}s)"
+    return None
+
+
+@overload
+def activity(
+    func: Callable[Concatenate[WorkflowContext, P], Awaitable[R]], /
+) -> Activity[P, R]: ...
+
+
+@overload
+def activity(func: Callable[Concatenate[WorkflowContext, P], R], /) -> Activity[P, R]: ...
+
+
+@overload
+def activity(
+    func: None = None, /, *, retry_policy: RetryPolicy | None = None
+) -> Callable[[Callable[..., Any]], Activity[..., Any]]: ...
+
+
+def activity(
+    func: Callable[..., Any] | None = None, /, *, retry_policy: RetryPolicy | None = None
+) -> Activity[..., Any] | Callable[[Callable[..., Any]], Activity[..., Any]]:
+    """Make a function an activity: ``@activity`` or ``@activity(retry_policy=...)``.
+
+    Works on async and sync functions; the first parameter receives the
+    `WorkflowContext`.
+
+    Raises:
+        TypeError: If what is decorated is not callable.
+    """
+    if func is None:
+        return lambda f: Activity(f, retry_policy=retry_policy)
+    return Activity(func, retry_policy=retry_policy)

@@ -1,0 +1,339 @@
+"""`EddaApp`: one node of the runtime, embedded in the user's process.
+
+A node owns a database (writer and reader engines), one group-commit writer,
+a node lease, a supervisor for its workflow actors, a recovery sweep and a
+transport for wake-ups. ``initialize()`` migrates the schema, takes the lease
+and recovers every unfinished instance it can run; ``shutdown()`` stops the
+actors and hands their instances back for any node to claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
+from edda.actors.leases import NodeLease
+from edda.actors.recovery import Recovery
+from edda.actors.supervisor import Supervisor
+from edda.actors.workflow_actor import WorkflowActor
+from edda.journal import schema
+from edda.journal.codec import encode_entry, encode_json
+from edda.journal.database import Database
+from edda.journal.entries import WorkflowFailed, WorkflowStarted, kind_of
+from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
+from edda.journal.migrations import migrate
+from edda.journal.store import get_instance_row, read_journal
+from edda.runtime import queries
+from edda.runtime.hooks import fire
+from edda.runtime.registry import current_app, get_all_workflows, get_workflow, set_current_app
+from edda.runtime.replay import Outcome, failure_output, run_workflow
+from edda.runtime.retry import RetryPolicy
+from edda.runtime.serialization import error_info
+from edda.transports.inproc import InProcTransport
+
+if TYPE_CHECKING:
+    from edda.journal.nodes import Claimed
+    from edda.runtime.hooks import WorkflowHooks
+    from edda.runtime.workflow import Workflow
+    from edda.transports.base import Transport
+
+log = logging.getLogger("edda.app")
+
+
+def generate_worker_id(service_name: str) -> str:
+    """A node id: ``"{service}-{pid}-{8 hex}"``."""
+    return f"{service_name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class EddaApp:
+    """A durable-execution node: the workflow runtime inside your process.
+
+    Args:
+        service_name: Name of this service; prefixes the node id.
+        db_url: ``sqlite:///path.db`` (default choice) or ``postgresql://...``.
+        hooks: An observer (`WorkflowHooks`).
+        default_retry_policy: Policy for activities that declare none.
+        sqlite_synchronous: SQLite ``synchronous`` pragma; ``FULL`` (default)
+            fsyncs every commit.
+        lease_seconds: How long a node's lease lasts without a heartbeat; a node
+            that dies on another host is taken over after at most this long.
+        recovery_interval: Seconds between safety sweeps for orphaned instances.
+        transport: Transport for wake-ups; in-process by default.
+
+    The remaining parameters are Edda's, accepted so Edda code runs unchanged:
+    the pool settings apply to PostgreSQL; the others are documented in
+    docs/compat.md.
+    """
+
+    def __init__(
+        self,
+        service_name: str,
+        db_url: str,
+        outbox_enabled: bool = False,
+        broker_url: str | None = None,
+        hooks: WorkflowHooks | None = None,
+        default_retry_policy: RetryPolicy | None = None,
+        message_retention_days: int = 7,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: int = 30,
+        pool_recycle: int = 3600,
+        pool_pre_ping: bool = True,
+        use_listen_notify: bool | None = None,
+        notify_fallback_interval: int = 30,
+        max_workflows_per_batch: int | Literal["auto", "auto:cpu"] = 10,
+        leader_heartbeat_interval: int = 15,
+        leader_lease_duration: int = 45,
+        *,
+        sqlite_synchronous: str = "FULL",
+        lease_seconds: float = 15.0,
+        recovery_interval: float | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        if not isinstance(service_name, str) or not service_name:
+            raise ValueError("service_name must be a non-empty string")
+        if outbox_enabled and not broker_url:
+            raise ValueError("broker_url is required when outbox_enabled=True")
+        if not (isinstance(max_workflows_per_batch, int)
+                or max_workflows_per_batch in ("auto", "auto:cpu")):
+            raise ValueError("max_workflows_per_batch must be an int, 'auto' or 'auto:cpu'")
+        if default_retry_policy is not None and not isinstance(default_retry_policy, RetryPolicy):
+            raise TypeError("default_retry_policy must be a RetryPolicy")
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self.service_name = service_name
+        self.db_url = db_url
+        self.outbox_enabled = outbox_enabled
+        self.broker_url = broker_url
+        self.hooks = hooks
+        self.default_retry_policy = default_retry_policy
+        self.message_retention_days = message_retention_days
+        self.worker_id = generate_worker_id(service_name)
+        self.lease_seconds = lease_seconds
+        self.recovery_interval = recovery_interval or lease_seconds
+        self._db_options: dict[str, Any] = {
+            "sqlite_synchronous": sqlite_synchronous, "pool_size": pool_size,
+            "max_overflow": max_overflow, "pool_timeout": pool_timeout,
+            "pool_recycle": pool_recycle, "pool_pre_ping": pool_pre_ping,
+        }
+        # Fail on a bad URL now, before anything starts.
+        self._db: Database = Database.open(db_url, **self._db_options)
+        self._own_transport = transport is None
+        self.transport: Transport = transport or InProcTransport()
+        self._initialized = False
+        self._writer: GroupCommitWriter | None = None
+        self._lease: NodeLease | None = None
+        self._recovery: Recovery | None = None
+        self._wake_task: asyncio.Task[None] | None = None
+        self._waiters: dict[str, asyncio.Future[Outcome]] = {}
+        self.supervisor = Supervisor(self._give_up)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        """Migrate the schema, take the node lease and recover unfinished instances.
+
+        Idempotent. After it returns, ``Workflow.start`` runs on this app.
+        """
+        if self._initialized:
+            return
+        await migrate(self._db)
+        self._writer = GroupCommitWriter(self._db, self.worker_id)
+        self._writer.start()
+        self._lease = NodeLease(self._writer, self.worker_id, self.service_name,
+                                self.lease_seconds, self._lost_lease)
+        await self._lease.acquire()
+        ready = asyncio.Event()
+        self._wake_task = asyncio.create_task(self._wake_loop(ready), name="edda-wake")
+        await ready.wait()
+        self._recovery = Recovery(self._db, self._lease, lambda: get_all_workflows().keys(),
+                                  self._activate_claimed, interval=self.recovery_interval)
+        self._initialized = True
+        set_current_app(self)
+        await self._recovery.sweep()
+        self._recovery.start()
+
+    async def shutdown(self) -> None:
+        """Stop every actor and give this node's instances back; they resume on next start."""
+        if not self._initialized:
+            return
+        self._initialized = False
+        if current_app() is self:
+            set_current_app(None)
+        assert self._recovery is not None and self._lease is not None
+        assert self._writer is not None
+        await self._recovery.stop()
+        await self.supervisor.stop_all()
+        if self._wake_task is not None:
+            self._wake_task.cancel()
+            await asyncio.gather(self._wake_task, return_exceptions=True)
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_exception(RuntimeError(
+                    "the app shut down before the workflow finished; it resumes when an app "
+                    "on this database starts again"))
+        self._waiters.clear()
+        try:
+            await self._lease.release()
+        finally:
+            await self._writer.aclose()
+            if self._own_transport:
+                await self.transport.aclose()
+                self.transport = InProcTransport()
+            await self._db.dispose()
+            self._db = Database.open(self.db_url, **self._db_options)
+
+    async def __aenter__(self) -> EddaApp:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    # -- starting and running instances -----------------------------------------
+
+    async def start_workflow(self, wf: Workflow[..., Any], **kwargs: Any) -> str:
+        """Start an instance of ``wf``; see `Workflow.start`."""
+        if not self._initialized or self._writer is None:
+            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        stored = wf.prepare_input(kwargs)
+        instance_id = f"{wf.name}-{uuid.uuid4().hex}"
+        now = time.time()
+        row = {
+            "instance_id": instance_id, "workflow_name": wf.name, "status": "running",
+            "input": encode_json(stored), "source_hash": wf.source_hash,
+            "owner_service": self.service_name, "owner_node": self.worker_id, "epoch": 1,
+            "started_at": now, "updated_at": now,
+        }
+        entry = WorkflowStarted(workflow_name=wf.name, input=stored)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[instance_id] = waiter
+        try:
+            await self._writer.append(
+                Append(instance_id, 0, 1, kind_of(entry), encode_entry(entry), create=row)
+            )
+        except BaseException:
+            self._waiters.pop(instance_id, None)
+            raise
+        await fire(self.hooks, "on_workflow_start", instance_id, wf.name, stored)
+        self._activate(instance_id, wf.name, 1)
+        outcome = await waiter
+        if outcome.error is not None:
+            raise outcome.error
+        return instance_id
+
+    def _activate(self, instance_id: str, workflow_name: str, epoch: int) -> None:
+        self.supervisor.spawn(instance_id, lambda: self._run(instance_id, workflow_name, epoch))
+
+    def _activate_claimed(self, claimed: Claimed) -> None:
+        self._activate(claimed.instance_id, claimed.workflow_name, claimed.epoch)
+
+    async def _run(self, instance_id: str, workflow_name: str, epoch: int) -> None:
+        assert self._writer is not None
+        wf = get_workflow(workflow_name)
+        if wf is None:
+            raise LookupError(f"workflow {workflow_name!r} of instance {instance_id!r} is not "
+                              "registered on this node")
+        records = await read_journal(self._db, instance_id)
+        actor = WorkflowActor(instance_id, workflow_name, epoch, records, self._writer)
+        outcome = await run_workflow(wf, actor, worker_id=self.worker_id, hooks=self.hooks,
+                                     default_retry_policy=self.default_retry_policy)
+        self._settle(instance_id, outcome)
+
+    def _settle(self, instance_id: str, outcome: Outcome) -> None:
+        waiter = self._waiters.pop(instance_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    async def _give_up(self, instance_id: str, error: BaseException) -> None:
+        """Park an instance whose actor keeps crashing as failed, with the error."""
+        assert self._writer is not None
+        row = await get_instance_row(self._db, instance_id)
+        if row is None or row["owner_node"] != self.worker_id:
+            return
+        records = await read_journal(self._db, instance_id)
+        actor = WorkflowActor(instance_id, row["workflow_name"], row["epoch"], records,
+                              self._writer)
+        if not actor.finished:
+            await actor.append(
+                WorkflowFailed(error=error_info(error)),
+                InstanceChange(status="failed", output=failure_output(error)),
+            )
+            await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"], error)
+        self._settle(instance_id, Outcome(error=error))
+
+    async def _lost_lease(self) -> None:
+        await self.supervisor.stop_all()
+
+    async def _wake_loop(self, ready: asyncio.Event) -> None:
+        async with self.transport.subscribe(WAKE_PATTERN) as subscription:
+            ready.set()
+            async for message in subscription:
+                instance_id = instance_of(message.subject)
+                if self.supervisor.is_running(instance_id):
+                    continue
+                try:
+                    row = await get_instance_row(self._db, instance_id)
+                except Exception:
+                    log.warning("wake-up of %s failed; the sweep will retry", instance_id,
+                                exc_info=True)
+                    continue
+                if (row is not None and row["owner_node"] == self.worker_id
+                        and row["status"] in schema.UNFINISHED_STATUSES):
+                    self._activate(instance_id, row["workflow_name"], row["epoch"])
+
+    async def wake(self, instance_id: str) -> None:
+        """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""
+        await self.transport.publish(wake_subject(instance_id), b"")
+
+    # -- reading ---------------------------------------------------------------
+
+    async def get_instance(self, instance_id: str) -> dict[str, Any] | None:
+        """An instance as a dict (status, input_data, output_data, ...), or None."""
+        return await queries.get_instance(self._db, instance_id)
+
+    async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
+        """The journal of an instance, in journal order."""
+        return await queries.get_history(self._db, instance_id)
+
+    async def find_instances(
+        self,
+        *,
+        input_filters: dict[str, Any] | None = None,
+        status: str | None = None,
+        workflow_name: str | None = None,
+        instance_id: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        limit: int = 50,
+        page_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Instances newest first, filtered, one page at a time.
+
+        Returns:
+            ``{"instances": [...], "next_page_token": str | None, "has_more": bool}``.
+
+        Raises:
+            ValueError: For an unknown status, a bad JSON path, a naive datetime,
+                a limit outside 1..1000 or a page token not made by this method.
+        """
+        return await queries.find_instances(
+            self._db, input_filters=input_filters, status=status, workflow_name=workflow_name,
+            instance_id=instance_id, started_after=started_after, started_before=started_before,
+            limit=limit, page_token=page_token,
+        )
+
+    @property
+    def database(self) -> Database:
+        """The node's database engines (for tests and tools)."""
+        return self._db

@@ -1,0 +1,169 @@
+"""Turning user values into journal JSON and back into their types.
+
+Values are stored as JSON-compatible data (pydantic's JSON mode: models, enums,
+datetimes, UUIDs, dataclasses, ``bytes`` as base64). They are restored by type:
+the annotation of the parameter or return value where there is one, otherwise
+the recorded type of the value itself. Annotations written as strings (modules
+with ``from __future__ import annotations``) are resolved against the module.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import logging
+import traceback
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import pydantic
+import pydantic_core
+
+from edda.journal.entries import ErrorInfo
+
+log = logging.getLogger("edda.serialization")
+
+_PLAIN = (dict, list, str, int, float, bool, type(None))
+_encoder = msgspec.json.Encoder()
+
+
+class NotSerializableError(TypeError):
+    """A value cannot be stored in the journal."""
+
+
+def to_jsonable(value: Any, *, what: str) -> Any:
+    """JSON-compatible data for ``value``.
+
+    Args:
+        value: A user value.
+        what: What the value is, for the error message (``"result of activity 'x'"``).
+
+    Raises:
+        NotSerializableError: If the value (or something inside it) has no JSON form.
+    """
+    if type(value) in (str, int, bool, type(None)):
+        return value
+    try:
+        return pydantic_core.to_jsonable_python(value, bytes_mode="base64")
+    except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as exc:
+        raise NotSerializableError(
+            f"the {what} is a {_describe(value)}, which cannot be stored in the journal: {exc}. "
+            "Return or pass JSON-compatible values: str, int, float, bool, None, lists and "
+            "dicts of them, pydantic models, dataclasses, enums, datetimes or bytes"
+        ) from exc
+
+
+def _describe(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def type_path(value: Any) -> str | None:
+    """``"module:qualname"`` of a value that plain JSON would not bring back, else None."""
+    cls = type(value)
+    if cls in _PLAIN or "<locals>" in cls.__qualname__:
+        return None
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def import_path(path: str) -> Any:
+    """The object at ``"module:qualname"``, or None if it cannot be imported."""
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return obj
+
+
+@functools.lru_cache(maxsize=1024)
+def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
+    if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
+        return pydantic.TypeAdapter(tp)
+    return pydantic.TypeAdapter(tp, config=pydantic.ConfigDict(val_json_bytes="base64"))
+
+
+def needs_restore(tp: Any) -> bool:
+    """Whether values of annotation ``tp`` need converting from JSON data."""
+    return tp not in (None, Any, object, inspect.Parameter.empty) and tp not in _PLAIN
+
+
+def restore(data: Any, tp: Any) -> Any:
+    """``data`` (as stored) converted to type ``tp``; unchanged where no type is known.
+
+    Raises:
+        pydantic.ValidationError: If the data does not fit the type.
+    """
+    if not needs_restore(tp):
+        return data
+    try:
+        adapter = _adapter(tp)
+    except TypeError:  # unhashable annotation
+        adapter = pydantic.TypeAdapter(tp)
+    return adapter.validate_json(_encoder.encode(data))
+
+
+@functools.lru_cache(maxsize=1024)
+def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The resolved annotations of ``func`` (string annotations included).
+
+    Annotations that cannot be resolved are left out, with a warning once.
+    """
+    try:
+        return typing.get_type_hints(func)
+    except Exception as exc:
+        hints: dict[str, Any] = {}
+        raw = getattr(func, "__annotations__", {})
+        namespace = getattr(func, "__globals__", {})
+        for name, annotation in raw.items():
+            try:
+                hints[name] = (
+                    eval(annotation, namespace) if isinstance(annotation, str) else annotation
+                )
+            except Exception:
+                continue
+        log.warning("some annotations of %s cannot be resolved (%s); values of those are not "
+                    "converted back to their types on replay", func.__qualname__, exc)
+        return hints
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """An exception as a journal record, its cause included."""
+    try:
+        args = to_jsonable(list(exc.args), what="exception arguments")
+    except NotSerializableError:
+        args = []
+    cause = exc.__cause__
+    return ErrorInfo(
+        module=type(exc).__module__,
+        qualname=type(exc).__qualname__,
+        message=str(exc),
+        args=args,
+        traceback="".join(traceback.format_exception(exc)),
+        cause=error_info(cause) if cause is not None and cause is not exc else None,
+    )
+
+
+def rebuild_error(info: ErrorInfo) -> BaseException:
+    """The recorded exception, raised again as its own type where it can be imported.
+
+    Falls back to ``Exception("Type: message")`` for a type that cannot be imported.
+    """
+    cls = import_path(f"{info.module}:{info.qualname}")
+    error: BaseException
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            error = cls(*info.args)
+        except Exception:
+            error = cls.__new__(cls)
+            error.args = tuple(info.args) or (info.message,)
+    else:
+        error = Exception(f"{info.qualname}: {info.message}")
+    if info.cause is not None:
+        error.__cause__ = rebuild_error(info.cause)
+    return error

@@ -1,0 +1,183 @@
+"""`@workflow`: an async function whose progress survives crashes.
+
+Input rules (checked by ``start()`` before anything is written):
+
+* Every keyword must name a parameter of the workflow, unless the workflow
+  takes ``**kwargs``, which then receives the extra keys. An unknown keyword is
+  a `TypeError`; a missing required one too.
+* Values are validated against the parameters' annotations (pydantic models,
+  enums, ``list[Model]``, datetimes...). The workflow receives the values
+  restored from the journal, so a fresh run and a replay see the same objects.
+* As in Edda, a workflow with exactly one parameter annotated with a pydantic
+  model, started without that parameter's name, gets the whole input validated
+  into that model. This is how a CloudEvent's data starts a workflow.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, Union, get_args, get_origin, overload
+
+import pydantic
+
+from edda.runtime.context import WorkflowContext
+from edda.runtime.errors import WorkflowNotInitializedError
+from edda.runtime.registry import current_app, register_workflow
+from edda.runtime.serialization import restore, to_jsonable, type_hints
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _model_of(annotation: Any) -> type[pydantic.BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return annotation
+    if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
+        models = [a for a in get_args(annotation) if _model_of(a) is not None]
+        return _model_of(models[0]) if len(models) == 1 else None
+    return None
+
+
+class Workflow(Generic[P, R]):
+    """A registered workflow; ``await wf.start(**kwargs)`` runs a new instance."""
+
+    def __init__(
+        self,
+        func: Callable[Concatenate[WorkflowContext, P], Awaitable[R]],
+        *,
+        event_handler: bool = False,
+        lock_timeout_seconds: int | None = None,
+    ) -> None:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"Workflow {getattr(func, '__name__', func)!r} must be an async function "
+                            "(define it with 'async def')")
+        params = list(inspect.signature(func).parameters.values())
+        if not params or params[0].kind not in (
+            inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ):
+            raise TypeError(f"Workflow {func.__name__!r} must take the WorkflowContext as its "
+                            "first positional parameter")
+        self.func = func
+        self.name: str = func.__name__
+        self.event_handler = event_handler
+        self.lock_timeout_seconds = lock_timeout_seconds
+        self._params = {
+            p.name: p for p in params[1:]
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        }
+        self._var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        try:
+            source = inspect.getsource(func)
+        except (OSError, TypeError) as exc:
+            source = f"# Source code not available\n# Workflow: {self.name}\n# Error: {exc}"
+        self.source_hash = hashlib.sha256(source.encode()).hexdigest()
+        functools.update_wrapper(self, func)
+        register_workflow(self)
+
+    def _single_model(self, data: dict[str, Any]) -> tuple[str, type[pydantic.BaseModel]] | None:
+        if len(self._params) != 1:
+            return None
+        (name,) = self._params
+        model = _model_of(type_hints(self.func).get(name))
+        if model is None or name in data:
+            return None
+        return name, model
+
+    def prepare_input(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Check and convert ``start()`` keywords into the journal's input.
+
+        Raises:
+            TypeError: For unknown or missing keywords, or unstorable values.
+            pydantic.ValidationError: If a value does not fit its annotation.
+        """
+        if self._single_model(kwargs) is None:
+            unknown = sorted(set(kwargs) - set(self._params))
+            if unknown and not self._var_keyword:
+                raise TypeError(
+                    f"{self.name}.start() got unexpected keyword argument(s) "
+                    f"{', '.join(map(repr, unknown))}; workflow {self.name!r} accepts "
+                    f"{', '.join(map(repr, self._params)) or 'no input'}"
+                )
+            missing = [
+                n for n, p in self._params.items()
+                if p.default is inspect.Parameter.empty and n not in kwargs
+            ]
+            if missing:
+                raise TypeError(f"{self.name}.start() missing required keyword argument(s) "
+                                f"{', '.join(map(repr, missing))}")
+        stored = to_jsonable(kwargs, what=f"input of workflow {self.name!r}")
+        self.build_arguments(stored)
+        return dict(stored)
+
+    def build_arguments(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments the workflow function receives, from its stored input."""
+        single = self._single_model(stored)
+        if single is not None:
+            name, model = single
+            return {name: restore(stored, model)}
+        hints = type_hints(self.func)
+        arguments: dict[str, Any] = {}
+        for key, value in stored.items():
+            if key in self._params:
+                arguments[key] = restore(value, hints.get(key))
+            elif self._var_keyword:
+                arguments[key] = value
+        return arguments
+
+    async def start(self, lock_timeout_seconds: int | None = None, **kwargs: Any) -> str:
+        """Start a new instance and run it until it completes, fails or suspends.
+
+        Returns:
+            The new instance's id.
+
+        Raises:
+            WorkflowNotInitializedError: If no EddaApp has been initialised.
+            TypeError: For bad input (nothing is written).
+            pydantic.ValidationError: For input that fails validation (nothing is written).
+            Exception: Whatever the workflow raised; the instance is then ``failed``.
+        """
+        app = current_app()
+        if app is None:
+            raise WorkflowNotInitializedError(
+                "Replay engine not initialized. Ensure EddaApp is properly initialized "
+                "before starting workflows (await app.initialize() or 'async with app:')."
+            )
+        return await app.start_workflow(self, **kwargs)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> R:
+        """Call the plain function (no journal); for tests."""
+        return await self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name}>"
+
+
+@overload
+def workflow(func: Callable[Concatenate[WorkflowContext, P], Awaitable[R]], /) -> Workflow[P, R]: ...
+
+
+@overload
+def workflow(
+    func: None = None, /, *, event_handler: bool = False, lock_timeout_seconds: int | None = None
+) -> Callable[[Callable[..., Awaitable[Any]]], Workflow[..., Any]]: ...
+
+
+def workflow(
+    func: Callable[..., Awaitable[Any]] | None = None,
+    /,
+    *,
+    event_handler: bool = False,
+    lock_timeout_seconds: int | None = None,
+) -> Workflow[..., Any] | Callable[[Callable[..., Awaitable[Any]]], Workflow[..., Any]]:
+    """Register an async function as a workflow: ``@workflow`` or ``@workflow(...)``.
+
+    Raises:
+        TypeError: If the function is not ``async def`` or takes no context parameter.
+    """
+    if func is None:
+        return lambda f: Workflow(f, event_handler=event_handler,
+                                  lock_timeout_seconds=lock_timeout_seconds)
+    return Workflow(func, event_handler=event_handler, lock_timeout_seconds=lock_timeout_seconds)

@@ -1,0 +1,12 @@
+"""Message transports between actors and nodes: at-most-once by contract.
+
+Durable delivery is the database's job; a transport only makes things fast.
+"""
+
+from edda.transports.base import Message as Message
+from edda.transports.base import Subscription as Subscription
+from edda.transports.base import Transport as Transport
+from edda.transports.base import TransportClosedError as TransportClosedError
+from edda.transports.inproc import InProcTransport as InProcTransport
+
+__all__ = ("InProcTransport", "Message", "Subscription", "Transport", "TransportClosedError")
