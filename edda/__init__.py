@@ -5,6 +5,15 @@ result is journaled, so after a crash a workflow replays its journal and goes on
 without redoing finished work.
 """
 
+from pathlib import Path as _Path
+
+# Installed, the engine folders (runtime/, actors/, journal/, transports/) live
+# inside this package. In a source checkout they sit beside it; let imports of
+# edda.runtime and friends find them there too, so running from the repo root works.
+_checkout = _Path(__file__).resolve().parent.parent
+if not _Path(__file__).with_name("runtime").is_dir() and (_checkout / "runtime").is_dir():
+    __path__.append(str(_checkout))
+
 from edda.runtime.activity import Activity as Activity
 from edda.runtime.activity import activity as activity
 from edda.runtime.app import EddaApp as EddaApp

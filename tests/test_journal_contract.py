@@ -1,0 +1,154 @@
+"""The journal contract, run unchanged on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from edda.journal.codec import encode_entry, encode_json
+from edda.journal.database import Database
+from edda.journal.entries import ActivityCompleted, WorkflowStarted, kind_of
+from edda.journal.errors import FencedError, JournalConflictError
+from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
+from edda.journal.migrations import LATEST_VERSION, current_version, migrate
+from edda.journal.nodes import claim_orphans, register_node, remove_nodes
+from edda.journal.store import get_instance_row, read_journal
+
+pytestmark = pytest.mark.anyio
+NODE = "node-a"
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database.open(db_url)
+    await migrate(database)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def writer(db: Database) -> AsyncIterator[GroupCommitWriter]:
+    w = GroupCommitWriter(db, NODE)
+    w.start()
+    await w.run(register_node(NODE, "svc", "host", 1, "", 60))
+    yield w
+    await w.aclose()
+
+
+def start_op(instance_id: str, *, owner: str = NODE, epoch: int = 1) -> Append:
+    entry = WorkflowStarted(workflow_name="wf", input={"x": 1})
+    now = time.time()
+    row = {
+        "instance_id": instance_id, "workflow_name": "wf", "status": "running",
+        "input": encode_json({"x": 1}), "owner_node": owner, "epoch": epoch,
+        "started_at": now, "updated_at": now,
+    }
+    return Append(instance_id, 0, epoch, kind_of(entry), encode_entry(entry), create=row)
+
+
+def step(instance_id: str, seq: int, *, epoch: int = 1, position: str | None = None) -> Append:
+    entry = ActivityCompleted(position=position or f"a:{seq}", call=seq - 1, activity_name="a",
+                              result={"n": seq})
+    return Append(instance_id, seq, epoch, kind_of(entry), encode_entry(entry),
+                  InstanceChange(current_activity_id=entry.position))
+
+
+async def test_migration_is_idempotent_and_concurrent_safe(db_url: str) -> None:
+    databases = [Database.open(db_url) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(migrate(d) for d in databases))
+        assert sorted(v for versions in applied for v in versions) == list(
+            range(1, LATEST_VERSION + 1)
+        )
+        assert await migrate(databases[0]) == []
+        assert await current_version(databases[0]) == LATEST_VERSION
+    finally:
+        for d in databases:
+            await d.dispose()
+
+
+async def test_append_and_read_back_in_order(db: Database, writer: GroupCommitWriter) -> None:
+    await writer.append(start_op("i1"))
+    for seq in range(1, 6):
+        await writer.append(step("i1", seq))
+    records = await read_journal(db, "i1")
+    assert [r.seq for r in records] == list(range(6))
+    assert isinstance(records[0].entry, WorkflowStarted)
+    assert [r.entry.result for r in records[1:]] == [{"n": n} for n in range(1, 6)]  # type: ignore[union-attr]
+    row = await get_instance_row(db, "i1")
+    assert row is not None and row["current_activity_id"] == "a:5"
+
+
+async def test_append_at_taken_seq_conflicts_alone(db: Database, writer: GroupCommitWriter) -> None:
+    await writer.append(start_op("i2"))
+    await writer.append(step("i2", 1))
+    futures = [writer.append(step("i2", 1, position="dup")), writer.append(step("i2", 2))]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert isinstance(results[0], JournalConflictError)
+    assert results[1] is None
+    records = await read_journal(db, "i2")
+    assert [r.entry.position for r in records[1:]] == ["a:1", "a:2"]  # type: ignore[union-attr]
+
+
+async def test_fenced_node_cannot_append(db: Database, writer: GroupCommitWriter) -> None:
+    await writer.append(start_op("i3"))
+    # Node A dies; node B claims the instance, which bumps its epoch.
+    other = GroupCommitWriter(db, "node-b")
+    other.start()
+    try:
+        await other.run(remove_nodes([NODE]))
+        await other.run(register_node("node-b", "svc", "host", 2, "", 60))
+        claimed = await other.run(claim_orphans("node-b", ["wf"], 10))
+        assert [(c.instance_id, c.epoch) for c in claimed] == [("i3", 2)]
+        with pytest.raises(FencedError):
+            await writer.append(step("i3", 1, epoch=1))
+        await other.append(step("i3", 1, epoch=2))
+    finally:
+        await other.aclose()
+    records = await read_journal(db, "i3")
+    assert len(records) == 2
+    row = await get_instance_row(db, "i3")
+    assert row is not None and (row["owner_node"], row["epoch"]) == ("node-b", 2)
+
+
+async def test_claim_skips_instances_of_live_nodes(db: Database, writer: GroupCommitWriter) -> None:
+    await writer.append(start_op("i4"))
+    assert await writer.run(claim_orphans("node-b", ["wf"], 10)) == []
+
+
+async def test_concurrent_appends_share_batches(db: Database, writer: GroupCommitWriter) -> None:
+    ids = [f"g{i}" for i in range(50)]
+    await asyncio.gather(*(writer.append(start_op(i)) for i in ids))
+    before = writer.batches
+    await asyncio.gather(*(writer.append(step(i, s)) for s in range(1, 5) for i in ids))
+    assert writer.batches - before < 200 / 4
+    for i in ids[:3]:
+        assert len(await read_journal(db, i)) == 5
+
+
+async def test_projection_change_applies_status_and_output(
+    db: Database, writer: GroupCommitWriter
+) -> None:
+    await writer.append(start_op("i5"))
+    op = step("i5", 1)
+    op.change = InstanceChange(status="completed", output=encode_json({"result": 7}))
+    await writer.append(op)
+    row = await get_instance_row(db, "i5")
+    assert row is not None
+    assert (row["status"], row["output"]) == ("completed", '{"result":7}')
+
+
+async def test_writer_job_errors_reach_only_their_caller(
+    db: Database, writer: GroupCommitWriter
+) -> None:
+    async def boom(conn: object) -> None:
+        raise RuntimeError("job failed")
+
+    results = await asyncio.gather(
+        writer.run(boom), writer.append(start_op("i6")), return_exceptions=True
+    )
+    assert isinstance(results[0], RuntimeError) and results[1] is None
+    assert len(await read_journal(db, "i6")) == 1
