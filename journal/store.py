@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from edda.journal import schema
 from edda.journal.codec import decode_entry
@@ -79,7 +80,8 @@ def _json_path_clause(db: Database, path: str, value: Any) -> sa.ColumnElement[b
         if isinstance(value, bool):
             return extracted == int(value)
         return extracted == value
-    text = sa.cast(column, sa.JSON).op("#>>")(sa.literal("{" + ",".join(keys) + "}"))
+    path_array = sa.cast(sa.literal("{" + ",".join(keys) + "}"), ARRAY(sa.Text))
+    text = sa.cast(column, sa.JSON).op("#>>")(path_array)
     if value is None:
         return text.is_(None)
     if isinstance(value, bool):
