@@ -35,13 +35,17 @@ class WorkflowActor:
         epoch: int,
         records: list[Record],
         writer: GroupCommitWriter,
+        *,
+        next_seq: int | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.workflow_name = workflow_name
         self.epoch = epoch
         self.records = records
         self._writer = writer
-        self.next_seq = records[-1].seq + 1 if records else 0
+        if next_seq is None:
+            next_seq = records[-1].seq + 1 if records else 0
+        self.next_seq = next_seq
 
     @property
     def finished(self) -> bool:

@@ -38,6 +38,15 @@ async def read_journal(db: Database, instance_id: str) -> list[Record]:
     return [Record(row.seq, decode_entry(row.body), row.created_at) for row in rows]
 
 
+async def next_seq(db: Database, instance_id: str) -> int:
+    """The seq the next entry of an instance takes (without decoding any entry)."""
+    j = schema.journal
+    query = sa.select(sa.func.max(j.c.seq)).where(j.c.instance_id == instance_id)
+    async with db.reader.connect() as conn:
+        last = (await conn.execute(query)).scalar()
+    return 0 if last is None else int(last) + 1
+
+
 async def read_raw_journal(db: Database, instance_id: str) -> list[dict[str, Any]]:
     """The stored rows of a journal (kind and JSON body), in seq order."""
     j = schema.journal

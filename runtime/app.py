@@ -29,7 +29,7 @@ from edda.journal.database import Database
 from edda.journal.entries import WorkflowFailed, WorkflowStarted, kind_of
 from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
 from edda.journal.migrations import migrate
-from edda.journal.store import get_instance_row, read_journal
+from edda.journal.store import get_instance_row, next_seq, read_journal
 from edda.runtime import queries
 from edda.runtime.hooks import fire
 from edda.runtime.registry import current_app, get_all_workflows, get_workflow, set_current_app
@@ -256,21 +256,26 @@ class EddaApp:
             waiter.set_result(outcome)
 
     async def _give_up(self, instance_id: str, error: BaseException) -> None:
-        """Park an instance whose actor keeps crashing as failed, with the error."""
+        """Park an instance whose actor keeps crashing as failed, with the error.
+
+        Parking reads no journal entry (decoding it may be what fails); whatever
+        happens, whoever waits on the instance is told.
+        """
         assert self._writer is not None
-        row = await get_instance_row(self._db, instance_id)
-        if row is None or row["owner_node"] != self.worker_id:
-            return
-        records = await read_journal(self._db, instance_id)
-        actor = WorkflowActor(instance_id, row["workflow_name"], row["epoch"], records,
-                              self._writer)
-        if not actor.finished:
-            await actor.append(
-                WorkflowFailed(error=error_info(error)),
-                InstanceChange(status="failed", output=failure_output(error)),
-            )
-            await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"], error)
-        self._settle(instance_id, Outcome(error=error))
+        try:
+            row = await get_instance_row(self._db, instance_id)
+            if (row is not None and row["owner_node"] == self.worker_id
+                    and row["status"] in schema.UNFINISHED_STATUSES):
+                actor = WorkflowActor(instance_id, row["workflow_name"], row["epoch"], [],
+                                      self._writer, next_seq=await next_seq(self._db, instance_id))
+                await actor.append(
+                    WorkflowFailed(error=error_info(error)),
+                    InstanceChange(status="failed", output=failure_output(error)),
+                )
+                await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"],
+                           error)
+        finally:
+            self._settle(instance_id, Outcome(error=error))
 
     async def _lost_lease(self) -> None:
         await self.supervisor.stop_all()

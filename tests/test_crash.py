@@ -1,0 +1,78 @@
+"""Crash tests: SIGKILL a real child process mid-workflow, recover in a fresh one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from edda.journal.database import Database
+from edda.journal.entries import ActivityCompleted, WorkflowCompleted
+from edda.journal.store import InstanceFilter, list_instance_rows, read_journal
+
+CHILD = Path(__file__).parent / "support" / "crash_child.py"
+
+
+def _wait_until(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _runs(side_db: Path) -> list[tuple[int, int]]:
+    with sqlite3.connect(side_db) as side:
+        return list(side.execute("SELECT step, pid FROM runs ORDER BY rowid"))
+
+
+@pytest.mark.anyio
+async def test_sigkill_after_activity_5_resumes_without_redoing(
+    db_url: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    side_db = tmp_path / "side.db"
+    with sqlite3.connect(side_db) as side:
+        side.execute("CREATE TABLE runs(step INTEGER, pid INTEGER)")
+    env = {**os.environ, "EDDA_SIDE_DB": str(side_db), "EDDA_BLOCK_AT": "6"}
+    child = subprocess.Popen([sys.executable, str(CHILD), "start", db_url], env=env)
+    try:
+        _wait_until(lambda: any(step == 6 for step, _ in _runs(side_db)), 60,
+                    "activity 6 to start in the child")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+
+    env.pop("EDDA_BLOCK_AT")
+    recovered = subprocess.run([sys.executable, str(CHILD), "recover", db_url], env=env,
+                               capture_output=True, text=True, timeout=90, check=False)
+    assert recovered.returncode == 0, recovered.stderr
+    assert float(recovered.stdout.strip()) < 10
+
+    counts = Counter(step for step, _ in _runs(side_db))
+    assert {n: counts[n] for n in range(1, 6)} == dict.fromkeys(range(1, 6), 1), \
+        "activities 1-5 completed before the kill and must not run again"
+    assert counts[6] == 2, "activity 6 was in flight at the kill, so it runs again"
+    assert {n: counts[n] for n in range(7, 11)} == dict.fromkeys(range(7, 11), 1)
+
+    db = Database.open(db_url)
+    try:
+
+        rows = await list_instance_rows(db, InstanceFilter(workflow_name="ten_steps"),
+                                        limit=10, after=None)
+        assert len(rows) == 1 and rows[0]["status"] == "completed"
+        records = await read_journal(db, rows[0]["instance_id"])
+    finally:
+        await db.dispose()
+    positions = [r.entry.position for r in records if isinstance(r.entry, ActivityCompleted)]
+    assert positions == [f"step:{n}" for n in range(1, 11)]
+    final = records[-1].entry
+    assert isinstance(final, WorkflowCompleted) and final.result == sum(n * n for n in range(11))

@@ -1,0 +1,198 @@
+"""The supervisor, recovery of unknown workflows, non-determinism, replayed failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import edda.runtime.app as app_module
+from edda import EddaApp, NonDeterminismError, TerminalError, WorkflowContext, activity, workflow
+from edda.runtime import registry
+from tests.support.gates import Gate, settle, wait_for
+from tests.test_workflows import GATES, _wait_completed, add, gate
+
+pytestmark = pytest.mark.anyio
+MakeApp = Callable[..., EddaApp]
+
+
+@workflow
+async def supervised_wf(ctx: WorkflowContext) -> int:
+    return await add(ctx, 20, 22)
+
+
+async def test_runtime_crash_restarts_actor_from_journal(
+    sqlite_url: str, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(sqlite_url)
+    app.supervisor.backoff_initial = 0.001
+    await app.initialize()
+    real = app_module.read_journal
+    failures = iter([True, True])
+
+    async def flaky_read(db: Any, instance_id: str) -> Any:
+        if next(failures, False):
+            raise ConnectionError("database went away")
+        return await real(db, instance_id)
+
+    monkeypatch.setattr(app_module, "read_journal", flaky_read)
+    iid = await supervised_wf.start()
+    assert app.supervisor.restarts == 2
+    inst = await app.get_instance(iid)
+    assert inst is not None and inst["output_data"] == {"result": 42}
+
+
+async def test_actor_that_keeps_crashing_is_parked_failed(
+    sqlite_url: str, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(sqlite_url)
+    app.supervisor.backoff_initial = 0.001
+    app.supervisor.max_restarts = 3
+    await app.initialize()
+    real = app_module.read_journal
+    broken: set[str] = set()
+
+    async def failing_read(db: Any, instance_id: str) -> Any:
+        if instance_id in broken or not broken:
+            broken.add(instance_id)
+            raise ConnectionError("corrupt page")
+        return await real(db, instance_id)
+
+    monkeypatch.setattr(app_module, "read_journal", failing_read)
+    with pytest.raises(ConnectionError, match="corrupt page"):
+        await supervised_wf.start()
+    (bad_id,) = broken
+    inst = await app.get_instance(bad_id)
+    assert inst is not None and inst["status"] == "failed"
+    assert inst["output_data"]["error_message"] == "corrupt page"
+    ok_id = await supervised_wf.start()
+    assert (await app.get_instance(ok_id))["status"] == "completed"  # type: ignore[index]
+
+
+async def test_unknown_workflow_at_recovery_is_logged_once(
+    sqlite_url: str, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    @workflow
+    async def ghost_wf(ctx: WorkflowContext) -> None:
+        await gate(ctx, "ghost")
+
+    GATES["ghost"] = Gate()
+    app = make_app(sqlite_url)
+    await app.initialize()
+    task = asyncio.create_task(ghost_wf.start())
+    await wait_for(GATES["ghost"].reached)
+    await app.shutdown()
+    await settle(task)
+    del GATES["ghost"]
+    saved = registry._workflows.pop("ghost_wf")
+    try:
+        with caplog.at_level(logging.ERROR, logger="edda.recovery"):
+            app2 = make_app(sqlite_url)
+            await app2.initialize()
+            assert app2._recovery is not None
+            await app2._recovery.sweep()
+            await app2._recovery.sweep()
+        messages = [r.getMessage() for r in caplog.records if "ghost_wf" in r.getMessage()]
+        assert len(messages) == 1 and "not registered" in messages[0]
+        found = await app2.find_instances(workflow_name="ghost_wf")
+        assert found["instances"][0]["status"] == "running"
+    finally:
+        registry.register_workflow(saved)
+
+
+async def test_changed_code_raises_non_determinism_and_parks(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    @workflow
+    async def evolving_wf(ctx: WorkflowContext) -> int:
+        await add(ctx, 1, 1)
+        await gate(ctx, "evolving")
+        return 0
+
+    GATES["evolving"] = Gate()
+    app = make_app(sqlite_url)
+    await app.initialize()
+    task = asyncio.create_task(evolving_wf.start())
+    await wait_for(GATES["evolving"].reached)
+    await app.shutdown()
+    await settle(task)
+    del GATES["evolving"]
+
+    @workflow  # type: ignore[no-redef]
+    async def evolving_wf(ctx: WorkflowContext) -> int:
+        try:
+            await gate(ctx, "changed")  # the journal has add:1 as call 0
+        except Exception:
+            pass  # swallowing it must not hide the error
+        return 1
+
+    app2 = make_app(sqlite_url)
+    await app2.initialize()
+    for _ in range(500):
+        found = (await app2.find_instances(workflow_name="evolving_wf"))["instances"]
+        if found and found[0]["status"] != "running":
+            break
+        await asyncio.sleep(0.01)
+    inst = found[0]
+    assert inst["status"] == "failed"
+    assert inst["output_data"]["error_type"] == "NonDeterminismError"
+    message = inst["output_data"]["error_message"]
+    assert "at gate:1" in message and "'add' at add:1" in message and "'gate'" in message
+    assert issubclass(NonDeterminismError, Exception)
+
+
+class OutOfStock(TerminalError):
+    pass
+
+
+@activity
+async def reserve(ctx: WorkflowContext, sku: str) -> None:
+    raise OutOfStock(f"no {sku} left")
+
+
+@workflow
+async def catching_wf(ctx: WorkflowContext) -> str:
+    try:
+        await reserve(ctx, "widget")
+    except OutOfStock as exc:
+        caught = f"caught {type(exc).__name__}: {exc}"
+    await gate(ctx, "catching")
+    return caught
+
+
+async def test_cached_failure_replays_as_its_own_type(sqlite_url: str, make_app: MakeApp) -> None:
+    GATES["catching"] = Gate()
+    app = make_app(sqlite_url)
+    await app.initialize()
+    task = asyncio.create_task(catching_wf.start())
+    await wait_for(GATES["catching"].reached)
+    await app.shutdown()
+    await settle(task)
+    del GATES["catching"]
+    app2 = make_app(sqlite_url)
+    await app2.initialize()
+    assert await _wait_completed(app2, "catching_wf") == "caught OutOfStock: no widget left"
+
+
+async def test_shutdown_hands_instances_to_the_next_node(sqlite_url: str, make_app: MakeApp) -> None:
+    GATES["handover"] = Gate()
+
+    @workflow
+    async def handover_wf(ctx: WorkflowContext) -> str:
+        return await gate(ctx, "handover")
+
+    app = make_app(sqlite_url)
+    await app.initialize()
+    task = asyncio.create_task(handover_wf.start())
+    await wait_for(GATES["handover"].reached)
+    await app.shutdown()
+    assert isinstance(await settle(task), RuntimeError)
+    del GATES["handover"]
+    app2 = make_app(sqlite_url)
+    await app2.initialize()
+    assert await _wait_completed(app2, "handover_wf") == "handover"
+    inst = (await app2.find_instances(workflow_name="handover_wf"))["instances"][0]
+    assert inst["locked_by"] == app2.worker_id and inst["epoch"] == 2
