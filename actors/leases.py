@@ -13,11 +13,15 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.nodes import register_node, remove_nodes, renew_node
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from edda.journal.group_commit import GroupCommitWriter
 
 log = logging.getLogger("edda.leases")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from edda.actors.leases import NodeLease, process_alive
@@ -24,6 +23,8 @@ from edda.journal.nodes import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
     from edda.journal.database import Database
 
 log = logging.getLogger("edda.recovery")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import msgspec
-
 from edda.journal.entries import Entry
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Entry)
+_decoder: msgspec.json.Decoder[Entry] = msgspec.json.Decoder(Entry)
 _any_decoder = msgspec.json.Decoder()
 
 

@@ -28,7 +28,7 @@ class _Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_
     pass
 
 
-class WorkflowStarted(_Entry, tag="workflow_started"):
+class WorkflowStarted(_Entry, tag="workflow_started", frozen=True):
     """The first entry of every journal (seq 0)."""
 
     workflow_name: str
@@ -36,7 +36,7 @@ class WorkflowStarted(_Entry, tag="workflow_started"):
     continued_from: str | None = None
 
 
-class ActivityCompleted(_Entry, tag="activity_completed"):
+class ActivityCompleted(_Entry, tag="activity_completed", frozen=True):
     """An activity returned; ``call`` is the order in which the workflow made the call."""
 
     position: str
@@ -49,7 +49,7 @@ class ActivityCompleted(_Entry, tag="activity_completed"):
     attempts: int = 1
 
 
-class ActivityFailed(_Entry, tag="activity_failed"):
+class ActivityFailed(_Entry, tag="activity_failed", frozen=True):
     """An activity failed for good (terminal error or retries exhausted)."""
 
     position: str
@@ -61,13 +61,13 @@ class ActivityFailed(_Entry, tag="activity_failed"):
     attempts: int = 1
 
 
-class WorkflowCompleted(_Entry, tag="workflow_completed"):
+class WorkflowCompleted(_Entry, tag="workflow_completed", frozen=True):
     """The workflow function returned."""
 
     result: Any = None
 
 
-class WorkflowFailed(_Entry, tag="workflow_failed"):
+class WorkflowFailed(_Entry, tag="workflow_failed", frozen=True):
     """The workflow function raised, or the runtime gave up on the instance."""
 
     error: ErrorInfo

@@ -21,20 +21,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-
 from edda.journal import schema
 from edda.journal.errors import FencedError, JournalConflictError
+from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from collections.abc import Awaitable, Callable
 
     from edda.journal.database import Database
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
 log = logging.getLogger("edda.journal")

@@ -11,17 +11,16 @@ released, is never edited; changes come as a new migration.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-
 from edda.journal import schema
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from collections.abc import Awaitable, Callable
 
     from edda.journal.database import Database
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _PG_LOCK_KEY = 0x6564_6461  # "edda"
 

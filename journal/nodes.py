@@ -8,15 +8,15 @@ epoch: from then on, appends of the previous owner are refused.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-
 from edda.journal import schema
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Collection
+
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
-
 from edda.journal import schema
 from edda.journal.codec import decode_entry
+from sqlalchemy.dialects.postgresql import ARRAY
 
 if TYPE_CHECKING:
     from edda.journal.database import Database
@@ -88,9 +87,10 @@ def _json_path_clause(db: Database, path: str, value: Any) -> sa.ColumnElement[b
             return extracted.is_(None)
         if isinstance(value, bool):
             return extracted == int(value)
-        return extracted == value
+        result: sa.ColumnElement[bool] = extracted == value
+        return result
     path_array = sa.cast(sa.literal("{" + ",".join(keys) + "}"), ARRAY(sa.Text))
-    text = sa.cast(column, sa.JSON).op("#>>")(path_array)
+    text: sa.ColumnElement[Any] = sa.cast(column, sa.JSON).op("#>>")(path_array)
     if value is None:
         return text.is_(None)
     if isinstance(value, bool):

@@ -14,11 +14,9 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import anyio.to_thread
-
 from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.group_commit import InstanceChange
 from edda.runtime.context import WorkflowContext
@@ -34,6 +32,9 @@ from edda.runtime.serialization import (
     type_hints,
     type_path,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine
 
 P = ParamSpec("P")
 R = TypeVar("R")

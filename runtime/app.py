@@ -14,8 +14,6 @@ import logging
 import os
 import time
 import uuid
-from datetime import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
@@ -39,6 +37,9 @@ from edda.runtime.serialization import error_info
 from edda.transports.inproc import InProcTransport
 
 if TYPE_CHECKING:
+    from datetime import datetime
+    from types import TracebackType
+
     from edda.journal.nodes import Claimed
     from edda.runtime.hooks import WorkflowHooks
     from edda.runtime.workflow import Workflow

@@ -15,14 +15,15 @@ import inspect
 import logging
 import traceback
 import typing
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pydantic
 import pydantic_core
-
 from edda.journal.entries import ErrorInfo
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger("edda.serialization")
 

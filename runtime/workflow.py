@@ -18,15 +18,28 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, Union, get_args, get_origin, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    overload,
+)
 
 import pydantic
-
-from edda.runtime.context import WorkflowContext
 from edda.runtime.errors import WorkflowNotInitializedError
 from edda.runtime.registry import current_app, register_workflow
 from edda.runtime.serialization import restore, to_jsonable, type_hints
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from edda.runtime.context import WorkflowContext
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -9,9 +10,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, WorkflowCompleted
@@ -20,10 +21,10 @@ from edda.journal.store import InstanceFilter, list_instance_rows, read_journal
 CHILD = Path(__file__).parent / "support" / "crash_child.py"
 
 
-def _wait_until(predicate: object, timeout: float, what: str) -> None:
+def _wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
@@ -34,10 +35,18 @@ def _runs(side_db: Path) -> list[tuple[int, int]]:
         return list(side.execute("SELECT step, pid FROM runs ORDER BY rowid"))
 
 
-@pytest.mark.anyio
-async def test_sigkill_after_activity_5_resumes_without_redoing(
-    db_url: str, tmp_path: Path, anyio_backend: str
-) -> None:
+async def _stored_run(db_url: str) -> tuple[str, list[Any]]:
+    db = Database.open(db_url)
+    try:
+        rows = await list_instance_rows(db, InstanceFilter(workflow_name="ten_steps"),
+                                        limit=10, after=None)
+        assert len(rows) == 1
+        return rows[0]["status"], await read_journal(db, rows[0]["instance_id"])
+    finally:
+        await db.dispose()
+
+
+def test_sigkill_after_activity_5_resumes_without_redoing(db_url: str, tmp_path: Path) -> None:
     side_db = tmp_path / "side.db"
     with sqlite3.connect(side_db) as side:
         side.execute("CREATE TABLE runs(step INTEGER, pid INTEGER)")
@@ -63,15 +72,8 @@ async def test_sigkill_after_activity_5_resumes_without_redoing(
     assert counts[6] == 2, "activity 6 was in flight at the kill, so it runs again"
     assert {n: counts[n] for n in range(7, 11)} == dict.fromkeys(range(7, 11), 1)
 
-    db = Database.open(db_url)
-    try:
-
-        rows = await list_instance_rows(db, InstanceFilter(workflow_name="ten_steps"),
-                                        limit=10, after=None)
-        assert len(rows) == 1 and rows[0]["status"] == "completed"
-        records = await read_journal(db, rows[0]["instance_id"])
-    finally:
-        await db.dispose()
+    status, records = asyncio.run(_stored_run(db_url))
+    assert status == "completed"
     positions = [r.entry.position for r in records if isinstance(r.entry, ActivityCompleted)]
     assert positions == [f"step:{n}" for n in range(1, 11)]
     final = records[-1].entry

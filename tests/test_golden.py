@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-from edda import EddaApp
 from edda.journal import schema
 from edda.journal.codec import decode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.migrations import migrate
+
+from edda import EddaApp
 from tests.golden import workflows
 
 pytestmark = pytest.mark.anyio

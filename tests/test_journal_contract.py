@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, WorkflowStarted, kind_of

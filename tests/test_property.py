@@ -15,12 +15,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from edda.journal.entries import (
+    ActivityCompleted,
+    ActivityFailed,
+    WorkflowCompleted,
+    WorkflowFailed,
+)
+from edda.journal.store import read_journal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edda import EddaApp, RetryPolicy, TerminalError, WorkflowContext, activity, workflow
-from edda.journal.entries import ActivityCompleted, ActivityFailed, WorkflowCompleted, WorkflowFailed
-from edda.journal.store import read_journal
 from tests.support.gates import Gate, settle, wait_for
 
 LIVE: Counter[str] = Counter()

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import edda.runtime.app as app_module
-from edda import EddaApp, NonDeterminismError, TerminalError, WorkflowContext, activity, workflow
+import pytest
 from edda.runtime import registry
+
+from edda import EddaApp, NonDeterminismError, TerminalError, WorkflowContext, activity, workflow
 from tests.support.gates import Gate, settle, wait_for
 from tests.test_workflows import GATES, _wait_completed, add, gate
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio
 import pytest
-
 from edda.transports import InProcTransport, Transport, TransportClosedError
 
 TRANSPORTS: dict[str, Callable[[], Transport]] = {"inproc": InProcTransport}
@@ -75,14 +74,13 @@ async def test_queue_group_delivers_each_message_once(transport: Transport) -> N
 
 
 async def test_request_reply(transport: Transport) -> None:
-    async with transport.subscribe("svc.echo") as sub:
-        async with anyio.create_task_group() as tg:
-            async def serve() -> None:
-                msg = await sub.next(timeout=2)
-                await msg.respond(msg.data.upper())
+    async with transport.subscribe("svc.echo") as sub, anyio.create_task_group() as tg:
+        async def serve() -> None:
+            msg = await sub.next(timeout=2)
+            await msg.respond(msg.data.upper())
 
-            tg.start_soon(serve)
-            reply = await transport.request("svc.echo", b"ping", timeout=2)
+        tg.start_soon(serve)
+        reply = await transport.request("svc.echo", b"ping", timeout=2)
     assert reply.data == b"PING"
 
 

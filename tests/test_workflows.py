@@ -10,6 +10,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from edda.runtime.errors import WorkflowNotInitializedError
 
 from edda import (
     EddaApp,
@@ -20,7 +21,6 @@ from edda import (
     activity,
     workflow,
 )
-from edda.runtime.errors import WorkflowNotInitializedError
 from tests import future_models
 from tests.support.gates import Gate, settle, wait_for
 
@@ -166,7 +166,7 @@ async def test_unknown_and_missing_keywords_are_type_errors(
     await app.initialize()
     with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) 'z'.*accepts 'x', 'y'"):
         await arithmetic_wf.start(x=1, z=2)
-    with pytest.raises(TypeError, match="missing required keyword argument.*'x'"):
+    with pytest.raises(TypeError, match=r"missing required keyword argument.*'x'"):
         await arithmetic_wf.start(y=1)
     assert (await app.find_instances())["instances"] == []
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 import itertools
 import math
 import uuid
-from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
 from edda.transports.base import Message, Subscription, TransportClosedError
 from edda.transports.subjects import matches, validate_subject
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 _BUFFER = 10_000
 

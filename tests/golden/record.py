@@ -19,9 +19,10 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from edda import EddaApp  # noqa: E402
-from edda.journal.store import read_raw_journal  # noqa: E402
-from tests.golden.workflows import golden_order  # noqa: E402
+from edda.journal.store import read_raw_journal
+
+from edda import EddaApp
+from tests.golden.workflows import golden_order
 
 
 async def record() -> None:
