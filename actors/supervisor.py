@@ -92,6 +92,13 @@ class Supervisor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
 
+    async def stop(self, key: str) -> None:
+        """Cancel one actor, if it runs, and wait for it to end."""
+        task = self._actors.get(key)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def stop_all(self) -> None:
         """Cancel every actor and wait for them to end."""
         tasks = list(self._actors.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+
 from edda.journal.entries import Entry
 
 _encoder = msgspec.json.Encoder()

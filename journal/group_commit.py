@@ -12,6 +12,10 @@ transaction the writer checks the owner and epoch of every instance it touches
 from a node that has been fenced off. An append also names its ``seq``; the
 primary key makes two writers at one seq impossible.
 
+The batch is one synchronous transaction (`Database.write`): on SQLite the
+whole batch costs a single hop to the writer thread. While it commits, actors
+keep running on the event loop and queue the next batch.
+
 If a batch fails as a whole, every operation is retried alone so that one bad
 operation fails only its own caller.
 """
@@ -25,18 +29,44 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from edda.journal import schema
-from edda.journal.errors import FencedError, JournalConflictError
 from sqlalchemy.exc import IntegrityError
 
+from edda.journal import schema
+from edda.journal.errors import FencedError, JournalConflictError
+
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
+
+    from sqlalchemy import Connection
 
     from edda.journal.database import Database
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
 log = logging.getLogger("edda.journal")
+
+# Statements are built once: building them costs more than running them.
+_inst = schema.instances
+_OWNER_COLUMNS = (_inst.c.instance_id, _inst.c.owner_node, _inst.c.epoch)
+_FENCE_ONE = sa.select(*_OWNER_COLUMNS).where(_inst.c.instance_id == sa.bindparam("iid"))
+_FENCE_MANY = sa.select(*_OWNER_COLUMNS).where(
+    _inst.c.instance_id.in_(sa.bindparam("ids", expanding=True))
+)
+_INSERT_INSTANCE = sa.insert(_inst)
+_INSERT_ENTRY = sa.insert(schema.journal)
+_UPDATES: dict[tuple[str, ...], sa.Update] = {}
+
+
+def _update_statement(columns: tuple[str, ...]) -> sa.Update:
+    statement = _UPDATES.get(columns)
+    if statement is None:
+        values: dict[str, Any] = {c: sa.bindparam(f"p_{c}") for c in (*columns, "updated_at")}
+        statement = (
+            sa.update(_inst)
+            .where(_inst.c.instance_id == sa.bindparam("p_instance_id"))
+            .values(**values)
+        )
+        _UPDATES[columns] = statement
+    return statement
 
 
 @dataclass(slots=True)
@@ -66,7 +96,7 @@ class Append:
 
 @dataclass(slots=True)
 class _Pending:
-    op: Append | Callable[[AsyncConnection], Awaitable[Any]]
+    op: Append | Callable[[Connection], Any]
     future: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -109,8 +139,8 @@ class GroupCommitWriter:
         """
         return self._submit(op)
 
-    def run(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> asyncio.Future[T]:
-        """Run ``job`` inside the next batch's transaction; resolves to its result."""
+    def run(self, job: Callable[[Connection], T]) -> asyncio.Future[T]:
+        """Run ``job`` (synchronous) inside the next batch's transaction; resolves to its result."""
         return self._submit(job)
 
     def _submit(self, op: Any) -> asyncio.Future[Any]:
@@ -142,7 +172,7 @@ class GroupCommitWriter:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
-            outcomes = await self._commit(batch)
+            outcomes = await self._db.write(lambda conn: self._commit(conn, batch))
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0].future, error=_translate(exc, batch[0].op))
@@ -152,87 +182,80 @@ class GroupCommitWriter:
             return
         self.batches += 1
         for pending, (ok, value) in zip(batch, outcomes, strict=True):
+            if ok and isinstance(pending.op, Append):
+                self.appends += 1
             if ok:
                 _settle(pending.future, value=value)
             else:
                 _settle(pending.future, error=value)
 
-    async def _commit(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
-        inst = schema.instances
+    def _commit(self, conn: Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = [(True, None)] * len(batch)
-        async with self._db.writer.begin() as conn:
-            fence_ids = {
-                p.op.instance_id for p in batch if isinstance(p.op, Append) and p.op.create is None
-            }
-            owners: dict[str, tuple[str | None, int]] = {}
-            if fence_ids:
-                query = sa.select(inst.c.instance_id, inst.c.owner_node, inst.c.epoch).where(
-                    inst.c.instance_id.in_(fence_ids)
-                )
-                if self._db.dialect == "postgresql":
-                    query = query.with_for_update()
-                for row in await conn.execute(query):
-                    owners[row.instance_id] = (row.owner_node, row.epoch)
-            now = time.time()
-            creates: list[dict[str, Any]] = []
-            rows: list[dict[str, Any]] = []
-            changes: dict[str, dict[str, Any]] = {}
-            for i, pending in enumerate(batch):
-                op = pending.op
-                if not isinstance(op, Append):
-                    continue
-                if op.create is None and owners.get(op.instance_id) != (self._node_id, op.epoch):
-                    outcomes[i] = (False, FencedError(op.instance_id, op.epoch))
-                    continue
-                if op.create is not None:
-                    creates.append(op.create)
-                rows.append(
-                    {
-                        "instance_id": op.instance_id,
-                        "seq": op.seq,
-                        "kind": op.kind,
-                        "body": op.body.decode(),
-                        "created_at": now,
-                    }
-                )
-                if op.change is not None:
-                    merged = changes.setdefault(op.instance_id, {})
-                    for name in InstanceChange.__slots__:
-                        value = getattr(op.change, name)
-                        if value is not None:
-                            merged[name] = value
-            if creates:
-                await conn.execute(sa.insert(inst), creates)
-            if rows:
-                await conn.execute(sa.insert(schema.journal), rows)
-                self.appends += len(rows)
-            await _apply_changes(conn, changes, now)
-            for i, pending in enumerate(batch):
-                if not isinstance(pending.op, Append):
-                    outcomes[i] = (True, await pending.op(conn))
+        fence_ids = {
+            p.op.instance_id for p in batch if isinstance(p.op, Append) and p.op.create is None
+        }
+        owners: dict[str, tuple[str | None, int]] = {}
+        if fence_ids:
+            params: dict[str, Any]
+            if len(fence_ids) == 1:
+                query, params = _FENCE_ONE, {"iid": next(iter(fence_ids))}
+            else:
+                query, params = _FENCE_MANY, {"ids": list(fence_ids)}
+            if self._db.dialect == "postgresql":
+                query = query.with_for_update()
+            for row in conn.execute(query, params):
+                owners[row.instance_id] = (row.owner_node, row.epoch)
+        now = time.time()
+        creates: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        changes: dict[str, dict[str, Any]] = {}
+        for i, pending in enumerate(batch):
+            op = pending.op
+            if not isinstance(op, Append):
+                continue
+            if op.create is not None:
+                # Later appends of a new instance may share its batch.
+                creates.append(op.create)
+                owners[op.instance_id] = (op.create["owner_node"], op.create["epoch"])
+            elif owners.get(op.instance_id) != (self._node_id, op.epoch):
+                outcomes[i] = (False, FencedError(op.instance_id, op.epoch))
+                continue
+            rows.append(
+                {
+                    "instance_id": op.instance_id,
+                    "seq": op.seq,
+                    "kind": op.kind,
+                    "body": op.body.decode(),
+                    "created_at": now,
+                }
+            )
+            if op.change is not None:
+                merged = changes.setdefault(op.instance_id, {})
+                for name in InstanceChange.__slots__:
+                    value = getattr(op.change, name)
+                    if value is not None:
+                        merged[name] = value
+        if creates:
+            conn.execute(_INSERT_INSTANCE, creates)
+        if rows:
+            conn.execute(_INSERT_ENTRY, rows)
+        _apply_changes(conn, changes, now)
+        for i, pending in enumerate(batch):
+            if not isinstance(pending.op, Append):
+                outcomes[i] = (True, pending.op(conn))
         return outcomes
 
 
-async def _apply_changes(
-    conn: AsyncConnection, changes: dict[str, dict[str, Any]], now: float
-) -> None:
+def _apply_changes(conn: Connection, changes: dict[str, dict[str, Any]], now: float) -> None:
     """Update the projection, one executemany per distinct set of columns."""
-    inst = schema.instances
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for instance_id, values in changes.items():
-        columns = tuple(sorted(values))
         params = {f"p_{k}": v for k, v in values.items()}
         params["p_instance_id"] = instance_id
         params["p_updated_at"] = now
-        by_columns.setdefault(columns, []).append(params)
+        by_columns.setdefault(tuple(sorted(values)), []).append(params)
     for columns, params_list in by_columns.items():
-        values = {c: sa.bindparam(f"p_{c}") for c in (*columns, "updated_at")}
-        statement = (
-            sa.update(inst)
-            .where(inst.c.instance_id == sa.bindparam("p_instance_id"))
-            .values(**values)
-        )
-        await conn.execute(statement, params_list)
+        conn.execute(_update_statement(columns), params_list)
 
 
 def _translate(exc: Exception, op: object) -> Exception:

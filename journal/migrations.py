@@ -14,27 +14,47 @@ import time
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
 from edda.journal import schema
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
+
+    from sqlalchemy import Connection
 
     from edda.journal.database import Database
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _PG_LOCK_KEY = 0x6564_6461  # "edda"
 
 
-async def _v1_initial(conn: AsyncConnection) -> None:
-    tables = [schema.journal, schema.instances, schema.nodes]
-    await conn.run_sync(lambda sync: schema.metadata.create_all(sync, tables=tables))
+def _v1_initial(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.journal, schema.instances, schema.nodes])
 
 
-MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Awaitable[None]]]] = [
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def _migrate(conn: Connection) -> list[int]:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    schema.metadata.create_all(conn, tables=[schema.schema_version])
+    done = set(conn.execute(sa.select(schema.schema_version.c.version)).scalars())
+    applied: list[int] = []
+    for version, description, step in MIGRATIONS:
+        if version in done:
+            continue
+        step(conn)
+        conn.execute(
+            sa.insert(schema.schema_version).values(
+                version=version, description=description, applied_at=time.time()
+            )
+        )
+        applied.append(version)
+    return applied
 
 
 async def migrate(db: Database) -> list[int]:
@@ -43,25 +63,7 @@ async def migrate(db: Database) -> list[int]:
     Returns:
         The versions this call applied (empty when another process did it).
     """
-    applied: list[int] = []
-    async with db.writer.begin() as conn:
-        if db.dialect == "postgresql":
-            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
-        await conn.run_sync(
-            lambda sync: schema.metadata.create_all(sync, tables=[schema.schema_version])
-        )
-        done = set((await conn.execute(sa.select(schema.schema_version.c.version))).scalars())
-        for version, description, step in MIGRATIONS:
-            if version in done:
-                continue
-            await step(conn)
-            await conn.execute(
-                sa.insert(schema.schema_version).values(
-                    version=version, description=description, applied_at=time.time()
-                )
-            )
-            applied.append(version)
-    return applied
+    return await db.write(_migrate)
 
 
 async def current_version(db: Database) -> int:

@@ -1,7 +1,8 @@
 """Node lease rows and the claiming of instances, as writer jobs.
 
-Each function here returns a job for `GroupCommitWriter.run`, so that every
-write of a node goes through its one writer. Claiming bumps the instance's
+Each function here returns a job for `GroupCommitWriter.run` (a synchronous
+function of a connection, run inside a writer batch), so that every write of a
+node goes through its one writer. Claiming bumps the instance's
 epoch: from then on, appends of the previous owner are refused.
 """
 
@@ -12,14 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
 from edda.journal import schema
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Collection
+    from collections.abc import Callable, Collection
 
+    from sqlalchemy import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +45,12 @@ class Claimed:
 
 def register_node(
     node_id: str, service_name: str, hostname: str, pid: int, proc_start: str, lease: float
-) -> Callable[[AsyncConnection], Awaitable[None]]:
+) -> Callable[[Connection], None]:
     """Job: insert this node's lease row."""
 
-    async def job(conn: AsyncConnection) -> None:
+    def job(conn: Connection) -> None:
         now = time.time()
-        await conn.execute(
+        conn.execute(
             sa.insert(schema.nodes).values(
                 node_id=node_id, service_name=service_name, hostname=hostname, pid=pid,
                 proc_start=proc_start, started_at=now, expires_at=now + lease,
@@ -59,12 +60,12 @@ def register_node(
     return job
 
 
-def renew_node(node_id: str, lease: float) -> Callable[[AsyncConnection], Awaitable[bool]]:
+def renew_node(node_id: str, lease: float) -> Callable[[Connection], bool]:
     """Job: extend this node's lease; False if the row is gone (declared dead)."""
 
-    async def job(conn: AsyncConnection) -> bool:
+    def job(conn: Connection) -> bool:
         n = schema.nodes
-        result = await conn.execute(
+        result = conn.execute(
             sa.update(n).where(n.c.node_id == node_id).values(expires_at=time.time() + lease)
         )
         return bool(result.rowcount)
@@ -72,15 +73,15 @@ def renew_node(node_id: str, lease: float) -> Callable[[AsyncConnection], Awaita
     return job
 
 
-def remove_nodes(node_ids: Collection[str]) -> Callable[[AsyncConnection], Awaitable[None]]:
+def remove_nodes(node_ids: Collection[str]) -> Callable[[Connection], None]:
     """Job: delete lease rows and release what those nodes owned."""
 
-    async def job(conn: AsyncConnection) -> None:
+    def job(conn: Connection) -> None:
         if not node_ids:
             return
         inst = schema.instances
-        await conn.execute(sa.delete(schema.nodes).where(schema.nodes.c.node_id.in_(node_ids)))
-        await conn.execute(
+        conn.execute(sa.delete(schema.nodes).where(schema.nodes.c.node_id.in_(node_ids)))
+        conn.execute(
             sa.update(inst).where(inst.c.owner_node.in_(node_ids)).values(owner_node=None)
         )
 
@@ -107,10 +108,10 @@ def _orphaned() -> sa.ColumnElement[bool]:
 
 def claim_orphans(
     node_id: str, workflow_names: Collection[str], limit: int
-) -> Callable[[AsyncConnection], Awaitable[list[Claimed]]]:
+) -> Callable[[Connection], list[Claimed]]:
     """Job: take unfinished instances nobody live owns, for workflows this node runs."""
 
-    async def job(conn: AsyncConnection) -> list[Claimed]:
+    def job(conn: Connection) -> list[Claimed]:
         if not workflow_names:
             return []
         inst = schema.instances
@@ -120,10 +121,10 @@ def claim_orphans(
             .order_by(inst.c.started_at)
             .limit(limit)
         )
-        ids = list((await conn.execute(candidates)).scalars())
+        ids = list(conn.execute(candidates).scalars())
         if not ids:
             return []
-        result = await conn.execute(
+        result = conn.execute(
             sa.update(inst)
             .where(inst.c.instance_id.in_(ids), _orphaned())
             .values(owner_node=node_id, epoch=inst.c.epoch + 1)

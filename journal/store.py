@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
 from edda.journal import schema
 from edda.journal.codec import decode_entry
-from sqlalchemy.dialects.postgresql import ARRAY
 
 if TYPE_CHECKING:
     from edda.journal.database import Database

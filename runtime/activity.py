@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import anyio.to_thread
+
 from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.group_commit import InstanceChange
 from edda.runtime.context import WorkflowContext

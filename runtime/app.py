@@ -27,7 +27,7 @@ from edda.journal.database import Database
 from edda.journal.entries import WorkflowFailed, WorkflowStarted, kind_of
 from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
 from edda.journal.migrations import migrate
-from edda.journal.store import get_instance_row, next_seq, read_journal
+from edda.journal.store import Record, get_instance_row, next_seq, read_journal
 from edda.runtime import queries
 from edda.runtime.hooks import fire
 from edda.runtime.registry import current_app, get_all_workflows, get_workflow, set_current_app
@@ -67,6 +67,7 @@ class EddaApp:
             that dies on another host is taken over after at most this long.
         recovery_interval: Seconds between safety sweeps for orphaned instances.
         transport: Transport for wake-ups; in-process by default.
+        group_commit_max_batch: Most journal appends written in one transaction.
 
     The remaining parameters are Edda's, accepted so Edda code runs unchanged:
     the pool settings apply to PostgreSQL; the others are documented in
@@ -97,6 +98,7 @@ class EddaApp:
         lease_seconds: float = 15.0,
         recovery_interval: float | None = None,
         transport: Transport | None = None,
+        group_commit_max_batch: int = 1000,
     ) -> None:
         if not isinstance(service_name, str) or not service_name:
             raise ValueError("service_name must be a non-empty string")
@@ -109,6 +111,9 @@ class EddaApp:
             raise TypeError("default_retry_policy must be a RetryPolicy")
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if group_commit_max_batch < 1:
+            raise ValueError("group_commit_max_batch must be at least 1")
+        self._max_batch = group_commit_max_batch
         self.service_name = service_name
         self.db_url = db_url
         self.outbox_enabled = outbox_enabled
@@ -146,7 +151,7 @@ class EddaApp:
         if self._initialized:
             return
         await migrate(self._db)
-        self._writer = GroupCommitWriter(self._db, self.worker_id)
+        self._writer = GroupCommitWriter(self._db, self.worker_id, max_batch=self._max_batch)
         self._writer.start()
         self._lease = NodeLease(self._writer, self.worker_id, self.service_name,
                                 self.lease_seconds, self._lost_lease)
@@ -219,33 +224,51 @@ class EddaApp:
         entry = WorkflowStarted(workflow_name=wf.name, input=stored)
         waiter = asyncio.get_running_loop().create_future()
         self._waiters[instance_id] = waiter
+        # The instance's first entry commits with its first step: nothing has been
+        # acknowledged yet, and the writer keeps the order of appends.
+        created = self._writer.append(
+            Append(instance_id, 0, 1, kind_of(entry), encode_entry(entry), create=row)
+        )
+        await fire(self.hooks, "on_workflow_start", instance_id, wf.name, stored)
+        self._activate(instance_id, wf.name, 1, [Record(0, entry, now)])
         try:
-            await self._writer.append(
-                Append(instance_id, 0, 1, kind_of(entry), encode_entry(entry), create=row)
-            )
+            await created
         except BaseException:
             self._waiters.pop(instance_id, None)
+            await self.supervisor.stop(instance_id)
             raise
-        await fire(self.hooks, "on_workflow_start", instance_id, wf.name, stored)
-        self._activate(instance_id, wf.name, 1)
         outcome = await waiter
         if outcome.error is not None:
             raise outcome.error
         return instance_id
 
-    def _activate(self, instance_id: str, workflow_name: str, epoch: int) -> None:
-        self.supervisor.spawn(instance_id, lambda: self._run(instance_id, workflow_name, epoch))
+    def _activate(
+        self, instance_id: str, workflow_name: str, epoch: int,
+        records: list[Record] | None = None,
+    ) -> None:
+        """Run an instance under the supervisor; ``records`` spares the first journal read."""
+        known = records
+
+        async def body() -> None:
+            nonlocal known
+            given, known = known, None  # a restart always re-reads the journal
+            await self._run(instance_id, workflow_name, epoch, given)
+
+        self.supervisor.spawn(instance_id, body)
 
     def _activate_claimed(self, claimed: Claimed) -> None:
         self._activate(claimed.instance_id, claimed.workflow_name, claimed.epoch)
 
-    async def _run(self, instance_id: str, workflow_name: str, epoch: int) -> None:
+    async def _run(
+        self, instance_id: str, workflow_name: str, epoch: int, records: list[Record] | None
+    ) -> None:
         assert self._writer is not None
         wf = get_workflow(workflow_name)
         if wf is None:
             raise LookupError(f"workflow {workflow_name!r} of instance {instance_id!r} is not "
                               "registered on this node")
-        records = await read_journal(self._db, instance_id)
+        if records is None:
+            records = await read_journal(self._db, instance_id)
         actor = WorkflowActor(instance_id, workflow_name, epoch, records, self._writer)
         outcome = await run_workflow(wf, actor, worker_id=self.worker_id, hooks=self.hooks,
                                      default_retry_policy=self.default_retry_policy)

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import pydantic
 import pydantic_core
+
 from edda.journal.entries import ErrorInfo
 
 if typing.TYPE_CHECKING:

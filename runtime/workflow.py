@@ -32,6 +32,7 @@ from typing import (
 )
 
 import pydantic
+
 from edda.runtime.errors import WorkflowNotInitializedError
 from edda.runtime.registry import current_app, register_workflow
 from edda.runtime.serialization import restore, to_jsonable, type_hints

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+from edda import EddaApp
 from edda.journal import schema
 from edda.journal.codec import decode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.migrations import migrate
-
-from edda import EddaApp
 from tests.golden import workflows
 
 pytestmark = pytest.mark.anyio
@@ -35,17 +35,20 @@ async def _load(db_url: str, name: str) -> tuple[str, dict[str, Any]]:
     try:
         await migrate(db)
         now = time.time()
-        async with db.writer.begin() as conn:
-            await conn.execute(sa.insert(schema.instances).values(
+
+        def insert(conn: sa.Connection) -> None:
+            conn.execute(sa.insert(schema.instances).values(
                 instance_id=instance_id, workflow_name=golden["workflow_name"],
                 status="running", input=encode_json(golden["input"]), epoch=1,
                 started_at=now, updated_at=now,
             ))
-            await conn.execute(sa.insert(schema.journal), [
+            conn.execute(sa.insert(schema.journal), [
                 {"instance_id": instance_id, "seq": e["seq"], "kind": e["kind"],
                  "body": json.dumps(e["body"]), "created_at": now}
                 for e in golden["journal"]
             ])
+
+        await db.write(insert)
     finally:
         await db.dispose()
     return instance_id, golden

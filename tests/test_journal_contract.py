@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, WorkflowStarted, kind_of
@@ -143,7 +144,7 @@ async def test_projection_change_applies_status_and_output(
 async def test_writer_job_errors_reach_only_their_caller(
     db: Database, writer: GroupCommitWriter
 ) -> None:
-    async def boom(conn: object) -> None:
+    def boom(conn: object) -> None:
         raise RuntimeError("job failed")
 
     results = await asyncio.gather(

@@ -15,6 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edda import EddaApp, RetryPolicy, TerminalError, WorkflowContext, activity, workflow
 from edda.journal.entries import (
     ActivityCompleted,
     ActivityFailed,
@@ -22,10 +26,6 @@ from edda.journal.entries import (
     WorkflowFailed,
 )
 from edda.journal.store import read_journal
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from edda import EddaApp, RetryPolicy, TerminalError, WorkflowContext, activity, workflow
 from tests.support.gates import Gate, settle, wait_for
 
 LIVE: Counter[str] = Counter()

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import edda.runtime.app as app_module
 import pytest
-from edda.runtime import registry
 
+import edda.runtime.app as app_module
 from edda import EddaApp, NonDeterminismError, TerminalError, WorkflowContext, activity, workflow
+from edda.runtime import registry
 from tests.support.gates import Gate, settle, wait_for
 from tests.test_workflows import GATES, _wait_completed, add, gate
 
@@ -30,15 +30,15 @@ async def test_runtime_crash_restarts_actor_from_journal(
     app = make_app(sqlite_url)
     app.supervisor.backoff_initial = 0.001
     await app.initialize()
-    real = app_module.read_journal
+    real = app_module.run_workflow
     failures = iter([True, True])
 
-    async def flaky_read(db: Any, instance_id: str) -> Any:
+    async def flaky_run(*args: Any, **kwargs: Any) -> Any:
         if next(failures, False):
             raise ConnectionError("database went away")
-        return await real(db, instance_id)
+        return await real(*args, **kwargs)
 
-    monkeypatch.setattr(app_module, "read_journal", flaky_read)
+    monkeypatch.setattr(app_module, "run_workflow", flaky_run)
     iid = await supervised_wf.start()
     assert app.supervisor.restarts == 2
     inst = await app.get_instance(iid)
@@ -52,16 +52,16 @@ async def test_actor_that_keeps_crashing_is_parked_failed(
     app.supervisor.backoff_initial = 0.001
     app.supervisor.max_restarts = 3
     await app.initialize()
-    real = app_module.read_journal
+    real = app_module.run_workflow
     broken: set[str] = set()
 
-    async def failing_read(db: Any, instance_id: str) -> Any:
-        if instance_id in broken or not broken:
-            broken.add(instance_id)
+    async def failing_run(wf: Any, actor: Any, **kwargs: Any) -> Any:
+        if actor.instance_id in broken or not broken:
+            broken.add(actor.instance_id)
             raise ConnectionError("corrupt page")
-        return await real(db, instance_id)
+        return await real(wf, actor, **kwargs)
 
-    monkeypatch.setattr(app_module, "read_journal", failing_read)
+    monkeypatch.setattr(app_module, "run_workflow", failing_run)
     with pytest.raises(ConnectionError, match="corrupt page"):
         await supervised_wf.start()
     (bad_id,) = broken

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio
 import pytest
+
 from edda.transports import InProcTransport, Transport, TransportClosedError
 
 TRANSPORTS: dict[str, Callable[[], Transport]] = {"inproc": InProcTransport}

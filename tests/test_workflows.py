@@ -10,7 +10,6 @@ from typing import Any
 
 import pydantic
 import pytest
-from edda.runtime.errors import WorkflowNotInitializedError
 
 from edda import (
     EddaApp,
@@ -21,6 +20,7 @@ from edda import (
     activity,
     workflow,
 )
+from edda.runtime.errors import WorkflowNotInitializedError
 from tests import future_models
 from tests.support.gates import Gate, settle, wait_for
 

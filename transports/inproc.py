@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
+
 from edda.transports.base import Message, Subscription, TransportClosedError
 from edda.transports.subjects import matches, validate_subject
 

@@ -19,9 +19,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from edda.journal.store import read_raw_journal
-
 from edda import EddaApp
+from edda.journal.store import read_raw_journal
 from tests.golden.workflows import golden_order
 
 
