@@ -27,7 +27,7 @@ lint: $(STAMP)
 	cd build/__editable__.edda_actors-*/ && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p edda
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/throughput.py --postgres
 
 clean:
 	rm -rf $(VENV) build *.egg-info

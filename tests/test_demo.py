@@ -1,0 +1,21 @@
+"""The README's demo command keeps working: it runs, crashes a child and recovers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DEMO = Path(__file__).parent.parent / "examples" / "order_demo.py"
+
+
+def test_demo_recovers_the_killed_order_exactly_once(tmp_path: Path) -> None:
+    env = {**os.environ, "EDDA_DEMO_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(DEMO)], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "killed with SIGKILL" in out
+    assert out.count("-> completed") == 2
+    assert out.rstrip().endswith("Every completed step ran exactly once.")
