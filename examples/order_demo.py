@@ -96,7 +96,7 @@ async def run_child() -> None:
         await order_workflow.start(order_id="B-2", item="kayak", quantity=1, amount=899.0)
 
 
-async def main() -> None:
+async def run_order_a() -> None:
     print(f"Edda demo; database and ledger in {WORKDIR}\n")
     print("1) Order A runs start to finish in this process")
     async with EddaApp("demo-shop", DB_URL) as app:
@@ -106,6 +106,8 @@ async def main() -> None:
         assert inst is not None
         print(f"   -> {inst['status']}: {inst['output_data']['result']}\n")
 
+
+def kill_order_b() -> None:
     print("2) Order B starts in a child process, which is killed while shipping")
     env = {**os.environ, "EDDA_DEMO_DIR": str(WORKDIR), "EDDA_DEMO_HANG_IN_SHIP": "1"}
     child = subprocess.Popen([sys.executable, __file__, "--child"], env=env,
@@ -119,6 +121,8 @@ async def main() -> None:
     child.wait()
     print(f"   -> child {child.pid} killed with SIGKILL\n")
 
+
+async def recover_order_b() -> None:
     print("3) A fresh node in this process recovers order B from its journal")
     async with EddaApp("demo-shop", DB_URL) as app:
         found = await app.find_instances(workflow_name="order_workflow",
@@ -135,6 +139,8 @@ async def main() -> None:
         for entry in await app.get_history(instance_id):
             print(f"     {entry['id']:>2} {entry['event_type']:<18} {entry['activity_id']}")
 
+
+def show_ledger() -> None:
     print("\nLedger (side effects, with the process that caused them):")
     with sqlite3.connect(LEDGER) as ledger:
         rows = ledger.execute("SELECT order_id, what, pid FROM effects ORDER BY rowid").fetchall()
@@ -147,4 +153,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run_child() if "--child" in sys.argv else main())
+    if "--child" in sys.argv:
+        asyncio.run(run_child())
+    else:
+        asyncio.run(run_order_a())
+        kill_order_b()
+        asyncio.run(recover_order_b())
+        show_ledger()
