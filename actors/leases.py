@@ -2,8 +2,9 @@
 
 A node registers a lease row and renews it every third of the lease. If the
 row disappears (another node declared it dead) or cannot be renewed before it
-expires, the node has lost its instances and ``on_lost`` stops its actors;
-the epoch fencing in the journal writer makes sure it could not write anyway.
+expires, the node has lost its instances: ``on_lost`` stops its actors (the
+epoch fencing in the journal writer makes sure they could not write anyway),
+then the node registers again and ``on_regained`` lets it claim work afresh.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class NodeLease:
         service_name: str,
         lease_seconds: float,
         on_lost: Callable[[], Awaitable[None]],
+        on_regained: Callable[[], Awaitable[None]],
     ) -> None:
         self.writer = writer
         self.node_id = node_id
@@ -68,14 +70,18 @@ class NodeLease:
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self._on_lost = on_lost
+        self._on_regained = on_regained
         self._task: asyncio.Task[None] | None = None
 
-    async def acquire(self) -> None:
-        """Register the lease and start the heartbeat."""
+    async def _register(self) -> None:
         await self.writer.run(
             register_node(self.node_id, self.service_name, self.hostname, self.pid,
                           process_start_token(self.pid), self.lease_seconds)
         )
+
+    async def acquire(self) -> None:
+        """Register the lease and start the heartbeat."""
+        await self._register()
         self._task = asyncio.create_task(self._heartbeat(), name="edda-lease-heartbeat")
 
     async def _heartbeat(self) -> None:
@@ -89,11 +95,24 @@ class NodeLease:
                 if time.monotonic() < valid_until:
                     continue
                 renewed = False
-            if not renewed:
-                log.error("node %s lost its lease; stopping its actors", self.node_id)
-                await self._on_lost()
-                return
+            if renewed:
+                valid_until = time.monotonic() + self.lease_seconds
+                continue
+            log.error("node %s lost its lease; stopping its actors", self.node_id)
+            await self._on_lost()
+            try:
+                await self._register()
+            except Exception:
+                log.warning("node %s could not register again; retrying", self.node_id,
+                            exc_info=True)
+                continue
             valid_until = time.monotonic() + self.lease_seconds
+            log.warning("node %s registered again; reclaiming work", self.node_id)
+            try:
+                await self._on_regained()
+            except Exception:
+                log.warning("reclaiming after a lost lease failed; the sweep will retry",
+                            exc_info=True)
 
     async def release(self) -> None:
         """Stop the heartbeat and give the node's instances up for others to claim."""

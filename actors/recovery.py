@@ -1,7 +1,8 @@
 """Recovery: find dead nodes, claim their unfinished instances, activate them.
 
 Runs once when a node starts and then as a slow safety sweep (never on the hot
-path). A node is dead when its lease has expired, or at once when it ran on
+path). The sweep also restarts this node's own unfinished instances that no
+actor runs, which is how a lost wake-up is found. A node is dead when its lease has expired, or at once when it ran on
 this host and its process is gone, which is how a restarted process resumes
 its own work within a second instead of waiting out the lease.
 """
@@ -19,6 +20,7 @@ from edda.journal.nodes import (
     claim_orphans,
     list_nodes,
     orphans_of_unknown_workflows,
+    owned_unfinished,
     remove_nodes,
 )
 
@@ -39,6 +41,7 @@ class Recovery:
         lease: NodeLease,
         workflow_names: Callable[[], Collection[str]],
         activate: Callable[[Claimed], None],
+        is_running: Callable[[str], bool],
         *,
         interval: float,
         batch: int = 500,
@@ -47,6 +50,7 @@ class Recovery:
         self._lease = lease
         self._names = workflow_names
         self._activate = activate
+        self._is_running = is_running
         self.interval = interval
         self.batch = batch
         self._reported: set[str] = set()
@@ -69,7 +73,11 @@ class Recovery:
         ]
 
     async def sweep(self) -> list[Claimed]:
-        """Claim every orphaned instance this node can run and activate it."""
+        """Claim every orphaned instance this node can run, and activate it.
+
+        Returns:
+            The instances this sweep activated (claimed, or owned but idle).
+        """
         writer = self._lease.writer
         dead = await self.dead_nodes()
         if dead:
@@ -84,6 +92,12 @@ class Recovery:
             claimed.extend(more)
             if len(more) < self.batch:
                 break
+        async with self._db.reader.connect() as conn:
+            owned = await owned_unfinished(conn, self._lease.node_id, names)
+        for item in owned:
+            if not self._is_running(item.instance_id):
+                self._activate(item)
+                claimed.append(item)
         await self._report_unknown(names)
         return claimed
 

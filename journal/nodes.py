@@ -46,10 +46,11 @@ class Claimed:
 def register_node(
     node_id: str, service_name: str, hostname: str, pid: int, proc_start: str, lease: float
 ) -> Callable[[Connection], None]:
-    """Job: insert this node's lease row."""
+    """Job: insert this node's lease row (replacing one it held before)."""
 
     def job(conn: Connection) -> None:
         now = time.time()
+        conn.execute(sa.delete(schema.nodes).where(schema.nodes.c.node_id == node_id))
         conn.execute(
             sa.insert(schema.nodes).values(
                 node_id=node_id, service_name=service_name, hostname=hostname, pid=pid,
@@ -133,6 +134,19 @@ def claim_orphans(
         return [Claimed(r.instance_id, r.workflow_name, r.epoch) for r in result]
 
     return job
+
+
+async def owned_unfinished(
+    conn: AsyncConnection, node_id: str, workflow_names: Collection[str]
+) -> list[Claimed]:
+    """Unfinished instances this node owns, with the epoch it holds them at."""
+    inst = schema.instances
+    query = sa.select(inst.c.instance_id, inst.c.workflow_name, inst.c.epoch).where(
+        inst.c.owner_node == node_id,
+        inst.c.status.in_(schema.UNFINISHED_STATUSES),
+        inst.c.workflow_name.in_(workflow_names),
+    )
+    return [Claimed(r.instance_id, r.workflow_name, r.epoch) for r in await conn.execute(query)]
 
 
 async def orphans_of_unknown_workflows(

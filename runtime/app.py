@@ -20,7 +20,7 @@ from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
 from edda.actors.leases import NodeLease
 from edda.actors.recovery import Recovery
 from edda.actors.supervisor import Supervisor
-from edda.actors.workflow_actor import WorkflowActor
+from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
@@ -29,6 +29,7 @@ from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
 from edda.journal.migrations import migrate
 from edda.journal.store import Record, get_instance_row, next_seq, read_journal
 from edda.runtime import queries
+from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
 from edda.runtime.registry import current_app, get_all_workflows, get_workflow, set_current_app
 from edda.runtime.replay import Outcome, failure_output, run_workflow
@@ -154,13 +155,14 @@ class EddaApp:
         self._writer = GroupCommitWriter(self._db, self.worker_id, max_batch=self._max_batch)
         self._writer.start()
         self._lease = NodeLease(self._writer, self.worker_id, self.service_name,
-                                self.lease_seconds, self._lost_lease)
+                                self.lease_seconds, self._lost_lease, self._regained_lease)
         await self._lease.acquire()
         ready = asyncio.Event()
         self._wake_task = asyncio.create_task(self._wake_loop(ready), name="edda-wake")
         await ready.wait()
         self._recovery = Recovery(self._db, self._lease, lambda: get_all_workflows().keys(),
-                                  self._activate_claimed, interval=self.recovery_interval)
+                                  self._activate_claimed, self.supervisor.is_running,
+                                  interval=self.recovery_interval)
         self._initialized = True
         set_current_app(self)
         await self._recovery.sweep()
@@ -270,8 +272,13 @@ class EddaApp:
         if records is None:
             records = await read_journal(self._db, instance_id)
         actor = WorkflowActor(instance_id, workflow_name, epoch, records, self._writer)
-        outcome = await run_workflow(wf, actor, worker_id=self.worker_id, hooks=self.hooks,
-                                     default_retry_policy=self.default_retry_policy)
+        try:
+            outcome = await run_workflow(wf, actor, worker_id=self.worker_id, hooks=self.hooks,
+                                         default_retry_policy=self.default_retry_policy)
+        except ActorStopped as exc:
+            self._settle(instance_id, Outcome(error=InstanceTakenOverError(
+                f"{exc}; its outcome is available from get_instance({instance_id!r})")))
+            raise
         self._settle(instance_id, outcome)
 
     def _settle(self, instance_id: str, outcome: Outcome) -> None:
@@ -303,6 +310,10 @@ class EddaApp:
 
     async def _lost_lease(self) -> None:
         await self.supervisor.stop_all()
+
+    async def _regained_lease(self) -> None:
+        if self._recovery is not None:
+            await self._recovery.sweep()
 
     async def _wake_loop(self, ready: asyncio.Event) -> None:
         async with self.transport.subscribe(WAKE_PATTERN) as subscription:

@@ -38,5 +38,12 @@ class WorkflowCancelledException(Exception):
     """The workflow instance was cancelled."""
 
 
+class InstanceTakenOverError(RuntimeError):
+    """Another node took the instance over while this node ran it.
+
+    The instance goes on there; read its outcome with ``get_instance``.
+    """
+
+
 class WorkflowNotInitializedError(RuntimeError):
     """A workflow was started before any EddaApp was initialised."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 
 class Gate:
@@ -11,9 +11,11 @@ class Gate:
 
     def __init__(self) -> None:
         self.reached = asyncio.Event()
+        self.holds = 0
         self._open = asyncio.Event()
 
     async def hold(self) -> None:
+        self.holds += 1
         self.reached.set()
         await self._open.wait()
 
@@ -27,6 +29,17 @@ async def wait_for(event: asyncio.Event, timeout: float = 10.0) -> None:
         await asyncio.wait_for(event.wait(), timeout)
     except TimeoutError:
         raise AssertionError(f"condition not reached within {timeout}s") from None
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], what: str,
+                     timeout: float = 10.0) -> None:
+    """Poll an async condition until it holds, failing clearly on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def settle(task: Awaitable[object]) -> BaseException | object:
