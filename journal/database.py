@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ T = TypeVar("T")
 Dialect = Literal["sqlite", "postgresql"]
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_BUSY_TIMEOUT_S = 60.0
 _SUPPORTED = "use 'sqlite:///path/to/file.db' or 'postgresql://user:pass@host:port/dbname'"
 
 
@@ -87,15 +89,37 @@ def parse_db_url(db_url: str) -> DatabaseURL:
     raise ValueError(f"db_url scheme {url.drivername!r} is not supported; {_SUPPORTED}")
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL; it stays so, and other connections see it.
+
+    Changing the journal mode needs an exclusive lock and SQLite reports
+    "database is locked" at once, without its busy handler, when connections
+    race on a new file; so this retries for up to the busy timeout.
+    """
+    delay = 0.001
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except Exception as exc:  # sqlite3's or the aiosqlite adapter's OperationalError
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 def _sqlite_pragmas(engine: Engine, *, synchronous: str, begin: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from pysqlite so BEGIN is ours to choose.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+        _enable_wal(cursor)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -148,13 +172,13 @@ class Database:
                 )
             writer = create_engine(
                 parsed.url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1),
-                pool_size=1, max_overflow=0, connect_args={"timeout": 60.0,
+                pool_size=1, max_overflow=0, connect_args={"timeout": _BUSY_TIMEOUT_S,
                                                            "check_same_thread": False},
             )
             _sqlite_pragmas(writer, synchronous=mode, begin="BEGIN IMMEDIATE")
             reader = create_async_engine(
                 parsed.url, pool_size=max(1, pool_size), max_overflow=0,
-                connect_args={"timeout": 60.0},
+                connect_args={"timeout": _BUSY_TIMEOUT_S},
             )
             _sqlite_pragmas(reader.sync_engine, synchronous=mode, begin="BEGIN")
             return cls(reader, "sqlite", sync_writer=writer)
