@@ -12,7 +12,7 @@ import pytest
 import edda.runtime.app as app_module
 from edda import EddaApp, NonDeterminismError, TerminalError, WorkflowContext, activity, workflow
 from edda.runtime import registry
-from tests.support.gates import Gate, settle, wait_for
+from tests.support.gates import interrupt_and_restart
 from tests.test_workflows import GATES, _wait_completed, add, gate
 
 pytestmark = pytest.mark.anyio
@@ -79,19 +79,13 @@ async def test_unknown_workflow_at_recovery_is_logged_once(
     async def ghost_wf(ctx: WorkflowContext) -> None:
         await gate(ctx, "ghost")
 
-    GATES["ghost"] = Gate()
-    app = make_app(sqlite_url)
-    await app.initialize()
-    task = asyncio.create_task(ghost_wf.start())
-    await wait_for(GATES["ghost"].reached)
-    await app.shutdown()
-    await settle(task)
-    del GATES["ghost"]
-    saved = registry._workflows.pop("ghost_wf")
+    def forget_ghost() -> None:
+        del registry._workflows["ghost_wf"]
+
     try:
         with caplog.at_level(logging.ERROR, logger="edda.recovery"):
-            app2 = make_app(sqlite_url)
-            await app2.initialize()
+            app2, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "ghost",
+                                                  ghost_wf.start, between=forget_ghost)
             assert app2._recovery is not None
             await app2._recovery.sweep()
             await app2._recovery.sweep()
@@ -100,7 +94,7 @@ async def test_unknown_workflow_at_recovery_is_logged_once(
         found = await app2.find_instances(workflow_name="ghost_wf")
         assert found["instances"][0]["status"] == "running"
     finally:
-        registry.register_workflow(saved)
+        registry.register_workflow(ghost_wf)
 
 
 async def test_changed_code_raises_non_determinism_and_parks(
@@ -112,25 +106,17 @@ async def test_changed_code_raises_non_determinism_and_parks(
         await gate(ctx, "evolving")
         return 0
 
-    GATES["evolving"] = Gate()
-    app = make_app(sqlite_url)
-    await app.initialize()
-    task = asyncio.create_task(evolving_wf.start())
-    await wait_for(GATES["evolving"].reached)
-    await app.shutdown()
-    await settle(task)
-    del GATES["evolving"]
+    def deploy_changed_code() -> None:
+        @workflow
+        async def evolving_wf(ctx: WorkflowContext) -> int:
+            try:
+                await gate(ctx, "changed")  # the journal has add:1 as call 0
+            except Exception:
+                pass  # swallowing it must not hide the error
+            return 1
 
-    @workflow  # type: ignore[no-redef]
-    async def evolving_wf(ctx: WorkflowContext) -> int:
-        try:
-            await gate(ctx, "changed")  # the journal has add:1 as call 0
-        except Exception:
-            pass  # swallowing it must not hide the error
-        return 1
-
-    app2 = make_app(sqlite_url)
-    await app2.initialize()
+    app2, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "evolving",
+                                          evolving_wf.start, between=deploy_changed_code)
     for _ in range(500):
         found = (await app2.find_instances(workflow_name="evolving_wf"))["instances"]
         if found and found[0]["status"] != "running":
@@ -164,35 +150,19 @@ async def catching_wf(ctx: WorkflowContext) -> str:
 
 
 async def test_cached_failure_replays_as_its_own_type(sqlite_url: str, make_app: MakeApp) -> None:
-    GATES["catching"] = Gate()
-    app = make_app(sqlite_url)
-    await app.initialize()
-    task = asyncio.create_task(catching_wf.start())
-    await wait_for(GATES["catching"].reached)
-    await app.shutdown()
-    await settle(task)
-    del GATES["catching"]
-    app2 = make_app(sqlite_url)
-    await app2.initialize()
+    app2, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "catching",
+                                          catching_wf.start)
     assert await _wait_completed(app2, "catching_wf") == "caught OutOfStock: no widget left"
 
 
 async def test_shutdown_hands_instances_to_the_next_node(sqlite_url: str, make_app: MakeApp) -> None:
-    GATES["handover"] = Gate()
-
     @workflow
     async def handover_wf(ctx: WorkflowContext) -> str:
         return await gate(ctx, "handover")
 
-    app = make_app(sqlite_url)
-    await app.initialize()
-    task = asyncio.create_task(handover_wf.start())
-    await wait_for(GATES["handover"].reached)
-    await app.shutdown()
-    assert isinstance(await settle(task), RuntimeError)
-    del GATES["handover"]
-    app2 = make_app(sqlite_url)
-    await app2.initialize()
+    app2, outcome = await interrupt_and_restart(make_app, sqlite_url, GATES, "handover",
+                                                handover_wf.start)
+    assert isinstance(outcome, RuntimeError)
     assert await _wait_completed(app2, "handover_wf") == "handover"
     inst = (await app2.find_instances(workflow_name="handover_wf"))["instances"][0]
     assert inst["locked_by"] == app2.worker_id and inst["epoch"] == 2

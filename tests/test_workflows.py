@@ -22,7 +22,7 @@ from edda import (
 )
 from edda.runtime.errors import WorkflowNotInitializedError
 from tests import future_models
-from tests.support.gates import Gate, settle, wait_for
+from tests.support.gates import Gate, interrupt_and_restart, settle, wait_for
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
@@ -82,31 +82,18 @@ async def test_workflow_runs_activities_and_records_history(db_url: str, make_ap
 
 
 async def test_gather_replays_by_call_order(sqlite_url: str, make_app: MakeApp) -> None:
-    GATES["gather"] = Gate()
-
     @workflow
     async def gather_wf(ctx: WorkflowContext) -> list[int]:
         results = await asyncio.gather(add(ctx, 100, 1), add(ctx, 100, 2), add(ctx, 100, 3))
         await gate(ctx, "gather")
         return list(results)
 
-    app = make_app(sqlite_url)
-    await app.initialize()
-    task = asyncio.create_task(gather_wf.start())
-    await wait_for(GATES["gather"].reached)
-    await app.shutdown()
-    assert isinstance(await settle(task), RuntimeError)
-    del GATES["gather"]
-    before = CALLS.copy()
-    app2 = make_app(sqlite_url)
-    await app2.initialize()
-    done = await app2.find_instances(workflow_name="gather_wf", status="completed")
-    for _ in range(200):
-        if done["instances"]:
-            break
-        await asyncio.sleep(0.02)
-        done = await app2.find_instances(workflow_name="gather_wf", status="completed")
-    assert done["instances"][0]["output_data"] == {"result": [101, 102, 103]}
+    before: Counter[str] = Counter()
+    app2, outcome = await interrupt_and_restart(
+        make_app, sqlite_url, GATES, "gather", gather_wf.start,
+        between=lambda: before.update(CALLS))
+    assert isinstance(outcome, RuntimeError)
+    assert await _wait_completed(app2, "gather_wf") == [101, 102, 103]
     assert CALLS == before, "no activity ran again on replay"
 
 
@@ -195,14 +182,10 @@ async def test_models_validated_and_restored_on_replay(sqlite_url: str, make_app
     with pytest.raises(pydantic.ValidationError):
         await order_model_wf.start(order={"order_id": "a"})
     assert (await app.find_instances())["instances"] == []
-    GATES["order-model"] = Gate()
-    task = asyncio.create_task(order_model_wf.start(order_id="o-1", amount=3.5))
-    await wait_for(GATES["order-model"].reached)
     await app.shutdown()
-    await settle(task)
-    del GATES["order-model"]
-    app2 = make_app(sqlite_url)
-    await app2.initialize()
+    app2, _ = await interrupt_and_restart(
+        make_app, sqlite_url, GATES, "order-model",
+        lambda: order_model_wf.start(order_id="o-1", amount=3.5))
     result = await _wait_completed(app2, "order_model_wf")
     assert result == {"echoed": {"order_id": "O-1", "amount": 3.5}, "type": "Order"}
 
@@ -210,17 +193,10 @@ async def test_models_validated_and_restored_on_replay(sqlite_url: str, make_app
 async def test_future_annotations_module_types_survive_replay(
     sqlite_url: str, make_app: MakeApp
 ) -> None:
-    future_models.GATES["typed"] = Gate()
-    app = make_app(sqlite_url)
-    await app.initialize()
-    task = asyncio.create_task(future_models.future_typed_wf.start(
-        items=[{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}], color="red"))
-    await wait_for(future_models.GATES["typed"].reached)
-    await app.shutdown()
-    await settle(task)
-    del future_models.GATES["typed"]
-    app2 = make_app(sqlite_url)
-    await app2.initialize()
+    app2, _ = await interrupt_and_restart(
+        make_app, sqlite_url, future_models.GATES, "typed",
+        lambda: future_models.future_typed_wf.start(
+            items=[{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}], color="red"))
     result = await _wait_completed(app2, "future_typed_wf")
     assert result == {"types": ["Item", "Item", "Color"], "qty": [2, 4], "color": "blue"}
 
@@ -467,3 +443,44 @@ async def test_hooks_fire_on_every_path(sqlite_url: str, make_app: MakeApp) -> N
     with pytest.raises(TerminalError):
         await hooked_wf.start(fail=True)
     assert events[-1] == ("failed", "TerminalError")
+
+
+async def test_workflow_decorator_with_arguments(sqlite_url: str, make_app: MakeApp) -> None:
+    from edda import Workflow
+
+    @workflow(event_handler=True, lock_timeout_seconds=30)
+    async def configured_wf(ctx: WorkflowContext, n: int) -> int:
+        return await add(ctx, n, n)
+
+    assert isinstance(configured_wf, Workflow)
+    assert (configured_wf.event_handler, configured_wf.lock_timeout_seconds) == (True, 30)
+    app = make_app(sqlite_url)
+    await app.initialize()
+    iid = await configured_wf.start(n=21)
+    assert (await app.get_instance(iid))["output_data"] == {"result": 42}  # type: ignore[index]
+
+
+REPLAY_FLAGS: list[tuple[str, bool]] = []
+
+
+@workflow
+async def replay_flag_wf(ctx: WorkflowContext) -> None:
+    REPLAY_FLAGS.append(("before add", ctx.is_replaying))
+    await add(ctx, 7, 7)
+    REPLAY_FLAGS.append(("before gate", ctx.is_replaying))
+    await gate(ctx, "replay-flag")
+    REPLAY_FLAGS.append(("after gate", ctx.is_replaying))
+
+
+async def test_is_replaying_until_the_first_new_call(sqlite_url: str, make_app: MakeApp) -> None:
+    first_run: list[tuple[str, bool]] = []
+
+    def keep_first_run() -> None:
+        first_run.extend(REPLAY_FLAGS)
+        REPLAY_FLAGS.clear()
+
+    app2, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "replay-flag",
+                                          replay_flag_wf.start, between=keep_first_run)
+    assert first_run == [("before add", False), ("before gate", False)]
+    await _wait_completed(app2, "replay_flag_wf")
+    assert REPLAY_FLAGS == [("before add", True), ("before gate", False), ("after gate", False)]

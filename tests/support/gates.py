@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 class Gate:
@@ -48,3 +49,34 @@ async def settle(task: Awaitable[object]) -> BaseException | object:
         return await task
     except BaseException as exc:
         return exc
+
+
+async def interrupt_and_restart(
+    make_app: Callable[..., Any],
+    db_url: str,
+    gates: dict[str, Gate],
+    key: str,
+    start: Callable[[], Awaitable[object]],
+    *,
+    between: Callable[[], None] | None = None,
+    **app_kwargs: Any,
+) -> tuple[Any, BaseException | object]:
+    """Run ``start()`` on a node until it holds at gate ``key``, shut that node down
+    (its instance stays unfinished), then start a fresh node on the same database.
+
+    Returns:
+        The fresh, initialised app, and what ``start()`` ended with on the first node.
+    """
+    gates[key] = Gate()
+    first = make_app(db_url, **app_kwargs)
+    await first.initialize()
+    task = asyncio.create_task(start())  # type: ignore[arg-type]
+    await wait_for(gates[key].reached)
+    await first.shutdown()
+    outcome = await settle(task)
+    del gates[key]
+    if between is not None:
+        between()
+    second = make_app(db_url, **app_kwargs)
+    await second.initialize()
+    return second, outcome
