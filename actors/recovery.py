@@ -2,7 +2,8 @@
 
 Runs once when a node starts and then as a slow safety sweep (never on the hot
 path). The sweep also restarts this node's own unfinished instances that no
-actor runs, which is how a lost wake-up is found. A node is dead when its lease has expired, or at once when it ran on
+actor runs and wakes waiting instances for which an undelivered event is
+stored: that is how a lost wake-up is found. It purges events past retention. A node is dead when its lease has expired, or at once when it ran on
 this host and its process is gone, which is how a restarted process resumes
 its own work within a second instead of waiting out the lease.
 """
@@ -23,9 +24,10 @@ from edda.journal.nodes import (
     owned_unfinished,
     remove_nodes,
 )
+from edda.journal.waits import purge_events, waiters_with_pending_events
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Awaitable, Callable, Collection
 
     from edda.journal.database import Database
 
@@ -44,6 +46,9 @@ class Recovery:
         is_running: Callable[[str], bool],
         *,
         interval: float,
+        wake: Callable[[str], Awaitable[None]] | None = None,
+        on_freed: Callable[[], None] | None = None,
+        retention_seconds: float | None = None,
         batch: int = 500,
     ) -> None:
         self._db = db
@@ -51,6 +56,9 @@ class Recovery:
         self._names = workflow_names
         self._activate = activate
         self._is_running = is_running
+        self._wake = wake
+        self._on_freed = on_freed
+        self.retention_seconds = retention_seconds
         self.interval = interval
         self.batch = batch
         self._reported: set[str] = set()
@@ -83,6 +91,8 @@ class Recovery:
         if dead:
             log.info("nodes %s are dead; their instances are free to claim", dead)
             await writer.run(remove_nodes(dead))
+            if self._on_freed is not None:
+                self._on_freed()  # their waiting instances are free for the timer service
         names = list(self._names())
         claimed: list[Claimed] = []
         while True:
@@ -99,7 +109,19 @@ class Recovery:
                 self._activate(item)
                 claimed.append(item)
         await self._report_unknown(names)
+        await self._redeliver()
+        if self.retention_seconds is not None:
+            await writer.run(purge_events(time.time() - self.retention_seconds))
         return claimed
+
+    async def _redeliver(self) -> None:
+        """Wake waiting instances for which an event is stored but was never delivered."""
+        if self._wake is None:
+            return
+        async with self._db.reader.connect() as conn:
+            missed = await waiters_with_pending_events(conn)
+        for instance_id in missed:
+            await self._wake(instance_id)
 
     async def _report_unknown(self, names: list[str]) -> None:
         async with self._db.reader.connect() as conn:

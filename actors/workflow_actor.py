@@ -15,6 +15,10 @@ from edda.journal.errors import FencedError
 from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy import Connection
+
     from edda.journal.store import Record
 
 
@@ -52,15 +56,22 @@ class WorkflowActor:
         """Whether the journal already ends the instance."""
         return any(kind_of(r.entry) in TERMINAL_KINDS for r in self.records)
 
-    async def append(self, entry: Entry, change: InstanceChange | None = None) -> None:
-        """Append an entry and wait until it is committed.
+    async def append(
+        self,
+        entry: Entry,
+        change: InstanceChange | None = None,
+        *,
+        effects: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Append an entry (and its side-table effects) and wait until it is committed.
 
         Raises:
             ActorStopped: If this node was fenced off the instance.
         """
         seq = self.next_seq
         self.next_seq += 1
-        op = Append(self.instance_id, seq, self.epoch, kind_of(entry), encode_entry(entry), change)
+        op = Append(self.instance_id, seq, self.epoch, kind_of(entry), encode_entry(entry), change,
+                    effects=effects)
         try:
             await self._writer.append(op)
         except FencedError as exc:

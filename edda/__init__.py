@@ -22,9 +22,17 @@ from edda.runtime.errors import NonDeterminismError as NonDeterminismError
 from edda.runtime.errors import RetryExhaustedError as RetryExhaustedError
 from edda.runtime.errors import TerminalError as TerminalError
 from edda.runtime.errors import WorkflowCancelledException as WorkflowCancelledException
+from edda.runtime.events import EventTimeoutError as EventTimeoutError
+from edda.runtime.events import ReceivedEvent as ReceivedEvent
+from edda.runtime.events import send_event as send_event
+from edda.runtime.events import wait_event as wait_event
 from edda.runtime.hooks import HooksBase as HooksBase
 from edda.runtime.hooks import WorkflowHooks as WorkflowHooks
 from edda.runtime.retry import RetryPolicy as RetryPolicy
+from edda.runtime.timers import sleep as sleep
+from edda.runtime.timers import sleep_until as sleep_until
+from edda.runtime.timers import wait_timer as wait_timer
+from edda.runtime.timers import wait_until as wait_until
 from edda.runtime.workflow import Workflow as Workflow
 from edda.runtime.workflow import workflow as workflow
 
@@ -33,8 +41,10 @@ __version__ = "0.1.0"
 __all__ = (
     "Activity",
     "EddaApp",
+    "EventTimeoutError",
     "HooksBase",
     "NonDeterminismError",
+    "ReceivedEvent",
     "RetryExhaustedError",
     "RetryPolicy",
     "TerminalError",
@@ -43,5 +53,11 @@ __all__ = (
     "WorkflowContext",
     "WorkflowHooks",
     "activity",
+    "send_event",
+    "sleep",
+    "sleep_until",
+    "wait_event",
+    "wait_timer",
+    "wait_until",
     "workflow",
 )

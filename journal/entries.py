@@ -73,10 +73,64 @@ class WorkflowFailed(_Entry, tag="workflow_failed", frozen=True):
     error: ErrorInfo
 
 
-Entry = WorkflowStarted | ActivityCompleted | ActivityFailed | WorkflowCompleted | WorkflowFailed
+class WaitStarted(_Entry, tag="wait_started", frozen=True):
+    """A durable wait began: ``wait_type`` "timer", or "event" of type ``key``, until
+    ``deadline``.
 
-#: Entries that reserve a position of the workflow's durable calls.
-CallEntry = ActivityCompleted | ActivityFailed
+    ``operation`` names the call for non-determinism checks (``"sleep"``,
+    ``"wait_event 'order.paid'"``); ``deadline`` is UNIX seconds or None.
+    """
+
+    position: str
+    call: int
+    operation: str
+    wait_type: str
+    key: str | None = None
+    deadline: float | None = None
+
+
+class TimerFired(_Entry, tag="timer_fired", frozen=True):
+    """A timer wait reached its deadline."""
+
+    position: str
+    call: int
+
+
+class EventReceived(_Entry, tag="event_received", frozen=True):
+    """An event was delivered to a wait; ``event`` holds its CloudEvent attributes."""
+
+    position: str
+    call: int
+    event_id: int
+    event: dict[str, Any]
+    data_bytes: bytes | None = None
+
+
+class WaitTimedOut(_Entry, tag="wait_timed_out", frozen=True):
+    """An event wait reached its deadline with nothing delivered."""
+
+    position: str
+    call: int
+
+
+Entry = (
+    WorkflowStarted
+    | ActivityCompleted
+    | ActivityFailed
+    | WorkflowCompleted
+    | WorkflowFailed
+    | WaitStarted
+    | TimerFired
+    | EventReceived
+    | WaitTimedOut
+)
+
+#: Entries that belong to one of the workflow's durable calls.
+CallEntry = (
+    ActivityCompleted | ActivityFailed | WaitStarted | TimerFired | EventReceived | WaitTimedOut
+)
+CALL_ENTRY_TYPES = (ActivityCompleted, ActivityFailed, WaitStarted, TimerFired, EventReceived,
+                    WaitTimedOut)
 
 #: Entries after which an instance never runs again.
 TERMINAL_KINDS = frozenset({"workflow_completed", "workflow_failed"})

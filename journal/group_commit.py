@@ -83,6 +83,8 @@ class Append:
     """One journal entry to write, with its effect on the projection.
 
     ``create`` holds a new instance row; it goes with the entry at seq 0.
+    ``effects`` changes the side tables (waits, deliveries) in the same
+    transaction, and only if the append is not fenced.
     """
 
     instance_id: str
@@ -92,6 +94,7 @@ class Append:
     body: bytes
     change: InstanceChange | None = None
     create: dict[str, Any] | None = None
+    effects: Callable[[Connection], None] | None = None
 
 
 @dataclass(slots=True)
@@ -208,6 +211,7 @@ class GroupCommitWriter:
         now = time.time()
         creates: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
+        effects: list[Callable[[Connection], None]] = []
         changes: dict[str, dict[str, Any]] = {}
         for i, pending in enumerate(batch):
             op = pending.op
@@ -229,6 +233,8 @@ class GroupCommitWriter:
                     "created_at": now,
                 }
             )
+            if op.effects is not None:
+                effects.append(op.effects)
             if op.change is not None:
                 merged = changes.setdefault(op.instance_id, {})
                 for name in InstanceChange.__slots__:
@@ -240,6 +246,8 @@ class GroupCommitWriter:
         if rows:
             conn.execute(_INSERT_ENTRY, rows)
         _apply_changes(conn, changes, now)
+        for effect in effects:
+            effect(conn)
         for i, pending in enumerate(batch):
             if not isinstance(pending.op, Append):
                 outcomes[i] = (True, pending.op(conn))

@@ -31,8 +31,15 @@ def _v1_initial(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.journal, schema.instances, schema.nodes])
 
 
+def _v2_waits_and_events(conn: Connection) -> None:
+    schema.metadata.create_all(
+        conn, tables=[schema.waits, schema.events, schema.event_deliveries]
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
+    (2, "durable waits, events and their deliveries", _v2_waits_and_events),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

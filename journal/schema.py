@@ -67,5 +67,47 @@ nodes = sa.Table(
     sa.Column("expires_at", sa.Double, nullable=False),
 )
 
+#: Durable waits in progress: a timer, or an event wait (``key`` = event type).
+waits = sa.Table(
+    "edda_waits",
+    metadata,
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("position", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("key", sa.String(255), nullable=True),
+    sa.Column("deadline", sa.Double, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+sa.Index("edda_waits_key", waits.c.kind, waits.c.key)
+sa.Index("edda_waits_deadline", waits.c.deadline)
+
+#: CloudEvents accepted by the runtime, kept for the retention period.
+events = sa.Table(
+    "edda_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("type", sa.String(255), nullable=False),
+    sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("data_bytes", sa.LargeBinary, nullable=True),
+    sa.Column("target_instance_id", sa.String(255), nullable=True),
+    sa.Column("published_at", sa.Double, nullable=False),
+)
+sa.Index("edda_events_type", events.c.type, events.c.id)
+sa.Index("edda_events_published", events.c.published_at)
+
+#: Which instance consumed which event: each event reaches each instance once.
+event_deliveries = sa.Table(
+    "edda_event_deliveries",
+    metadata,
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("delivered_at", sa.Double, nullable=False),
+)
+sa.Index("edda_event_deliveries_event", event_deliveries.c.event_id)
+
 #: Statuses from which an instance still has work to do.
 UNFINISHED_STATUSES = ("running", "compensating")
+
+#: Statuses of an instance that waits durably (it may be passivated).
+WAITING_STATUSES = ("waiting_for_timer", "waiting_for_message", "waiting_for_event")

@@ -92,10 +92,11 @@ class Activity(Generic[P, R]):
         if run.fatal is not None:
             raise run.fatal
         try:
-            recorded = run.index.lookup(position, call, self.name)
+            entries = run.index.lookup(position, call, f"activity {self.name!r}")
         except NonDeterminismError as exc:
             run.fatal = exc
             raise
+        recorded = None if entries is None else entries[-1]
         ctx.executed_activity_ids.add(position)
         await fire(ctx.hooks, "on_activity_start", ctx.instance_id, position, self.name,
                    recorded is not None)
@@ -110,19 +111,25 @@ class Activity(Generic[P, R]):
             raise error
         stored_args = to_jsonable(list(args), what=f"positional arguments of activity {self.name!r}")
         stored_kwargs = to_jsonable(kwargs, what=f"keyword arguments of activity {self.name!r}")
-        result, attempts = await self._attempts(ctx, position, args, kwargs, stored_args,
-                                                stored_kwargs, call)
+        run.busy += 1  # a running activity keeps the actor resident
+        run.host.waiting_changed(run)
         try:
-            stored = to_jsonable(result, what=f"result of activity {self.name!r}")
-        except NotSerializableError as exc:
-            await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempts)
-            raise
-        entry = ActivityCompleted(
-            position=position, call=call, activity_name=self.name, result=stored,
-            result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
-            attempts=attempts,
-        )
-        await run.actor.append(entry, InstanceChange(current_activity_id=position))
+            result, attempts = await self._attempts(ctx, position, args, kwargs, stored_args,
+                                                    stored_kwargs, call)
+            try:
+                stored = to_jsonable(result, what=f"result of activity {self.name!r}")
+            except NotSerializableError as exc:
+                await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempts)
+                raise
+            entry = ActivityCompleted(
+                position=position, call=call, activity_name=self.name, result=stored,
+                result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
+                attempts=attempts,
+            )
+            await run.actor.append(entry, InstanceChange(current_activity_id=position))
+        finally:
+            run.busy -= 1
+            run.host.waiting_changed(run)
         await fire(ctx.hooks, "on_activity_complete", ctx.instance_id, position, self.name,
                    result, False)
         return result

@@ -20,6 +20,7 @@ from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
 from edda.actors.leases import NodeLease
 from edda.actors.recovery import Recovery
 from edda.actors.supervisor import Supervisor
+from edda.actors.timers import TimerService
 from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
 from edda.journal.codec import encode_entry, encode_json
@@ -28,13 +29,22 @@ from edda.journal.entries import WorkflowFailed, WorkflowStarted, kind_of
 from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
 from edda.journal.migrations import migrate
 from edda.journal.store import Record, get_instance_row, next_seq, read_journal
+from edda.journal.waits import (
+    claim_instance,
+    end_all_waits,
+    event_waiters,
+    insert_event,
+    waiters_with_pending_events,
+)
 from edda.runtime import queries
 from edda.runtime.errors import InstanceTakenOverError
+from edda.runtime.events import normalize_cloudevent
 from edda.runtime.hooks import fire
 from edda.runtime.registry import current_app, get_all_workflows, get_workflow, set_current_app
 from edda.runtime.replay import Outcome, failure_output, run_workflow
 from edda.runtime.retry import RetryPolicy
 from edda.runtime.serialization import error_info
+from edda.runtime.waits import Waits
 from edda.transports.inproc import InProcTransport
 
 if TYPE_CHECKING:
@@ -47,6 +57,9 @@ if TYPE_CHECKING:
     from edda.transports.base import Transport
 
 log = logging.getLogger("edda.app")
+
+#: Statuses of instances that still have work or waits ahead of them.
+ACTIVE_STATUSES = schema.UNFINISHED_STATUSES + schema.WAITING_STATUSES
 
 
 def generate_worker_id(service_name: str) -> str:
@@ -68,6 +81,8 @@ class EddaApp:
             that dies on another host is taken over after at most this long.
         recovery_interval: Seconds between safety sweeps for orphaned instances.
         transport: Transport for wake-ups; in-process by default.
+        idle_seconds: How long an instance that only waits stays in memory before
+            it is passivated (gives its instance up and leaves memory).
         group_commit_max_batch: Most journal appends written in one transaction.
 
     The remaining parameters are Edda's, accepted so Edda code runs unchanged:
@@ -100,6 +115,7 @@ class EddaApp:
         recovery_interval: float | None = None,
         transport: Transport | None = None,
         group_commit_max_batch: int = 1000,
+        idle_seconds: float = 5.0,
     ) -> None:
         if not isinstance(service_name, str) or not service_name:
             raise ValueError("service_name must be a non-empty string")
@@ -114,6 +130,9 @@ class EddaApp:
             raise ValueError("lease_seconds must be positive")
         if group_commit_max_batch < 1:
             raise ValueError("group_commit_max_batch must be at least 1")
+        if idle_seconds < 0:
+            raise ValueError("idle_seconds must not be negative")
+        self.idle_seconds = idle_seconds
         self._max_batch = group_commit_max_batch
         self.service_name = service_name
         self.db_url = db_url
@@ -138,9 +157,13 @@ class EddaApp:
         self._writer: GroupCommitWriter | None = None
         self._lease: NodeLease | None = None
         self._recovery: Recovery | None = None
+        self._timers: TimerService | None = None
         self._wake_task: asyncio.Task[None] | None = None
         self._waiters: dict[str, asyncio.Future[Outcome]] = {}
         self.supervisor = Supervisor(self._give_up)
+        self.waits = Waits(self._require_writer, self.worker_id, idle_seconds=idle_seconds,
+                           on_suspended=self._suspended, stop_actor=self.supervisor.stop,
+                           after_passivation=self._after_passivation)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -160,13 +183,19 @@ class EddaApp:
         ready = asyncio.Event()
         self._wake_task = asyncio.create_task(self._wake_loop(ready), name="edda-wake")
         await ready.wait()
-        self._recovery = Recovery(self._db, self._lease, lambda: get_all_workflows().keys(),
-                                  self._activate_claimed, self.supervisor.is_running,
-                                  interval=self.recovery_interval)
+        names = lambda: get_all_workflows().keys()  # noqa: E731
+        self._timers = TimerService(self._db, self._writer, self.worker_id, names,
+                                    self._activate_claimed, max_sleep=self.recovery_interval)
+        self._recovery = Recovery(
+            self._db, self._lease, names, self._activate_claimed, self.supervisor.is_running,
+            interval=self.recovery_interval, wake=self.wake, on_freed=self._timers.nudge,
+            retention_seconds=self.message_retention_days * 86400.0,
+        )
         self._initialized = True
         set_current_app(self)
         await self._recovery.sweep()
         self._recovery.start()
+        self._timers.start()
 
     async def shutdown(self) -> None:
         """Stop every actor and give this node's instances back; they resume on next start."""
@@ -176,8 +205,9 @@ class EddaApp:
         if current_app() is self:
             set_current_app(None)
         assert self._recovery is not None and self._lease is not None
-        assert self._writer is not None
+        assert self._writer is not None and self._timers is not None
         await self._recovery.stop()
+        await self._timers.stop()
         await self.supervisor.stop_all()
         if self._wake_task is not None:
             self._wake_task.cancel()
@@ -244,6 +274,24 @@ class EddaApp:
             raise outcome.error
         return instance_id
 
+    def _require_writer(self) -> GroupCommitWriter:
+        if self._writer is None:
+            raise RuntimeError("EddaApp is not initialized")
+        return self._writer
+
+    def _suspended(self, instance_id: str) -> None:
+        """The instance started waiting: ``start()`` returns, as in Edda."""
+        self._settle(instance_id, Outcome(suspended=True))
+
+    async def _after_passivation(self, instance_id: str) -> None:
+        assert self._timers is not None
+        self._timers.nudge()
+        # An event may have arrived while the instance was being given up.
+        async with self._db.reader.connect() as conn:
+            missed = await waiters_with_pending_events(conn, instance_id=instance_id)
+        if missed:
+            await self.wake(instance_id)
+
     def _activate(
         self, instance_id: str, workflow_name: str, epoch: int,
         records: list[Record] | None = None,
@@ -274,7 +322,8 @@ class EddaApp:
         actor = WorkflowActor(instance_id, workflow_name, epoch, records, self._writer)
         try:
             outcome = await run_workflow(wf, actor, worker_id=self.worker_id, hooks=self.hooks,
-                                         default_retry_policy=self.default_retry_policy)
+                                         default_retry_policy=self.default_retry_policy,
+                                         host=self.waits, db=self._db)
         except ActorStopped as exc:
             self._settle(instance_id, Outcome(error=InstanceTakenOverError(
                 f"{exc}; its outcome is available from get_instance({instance_id!r})")))
@@ -296,12 +345,13 @@ class EddaApp:
         try:
             row = await get_instance_row(self._db, instance_id)
             if (row is not None and row["owner_node"] == self.worker_id
-                    and row["status"] in schema.UNFINISHED_STATUSES):
+                    and row["status"] in ACTIVE_STATUSES):
                 actor = WorkflowActor(instance_id, row["workflow_name"], row["epoch"], [],
                                       self._writer, next_seq=await next_seq(self._db, instance_id))
                 await actor.append(
                     WorkflowFailed(error=error_info(error)),
                     InstanceChange(status="failed", output=failure_output(error)),
+                    effects=end_all_waits(instance_id),
                 )
                 await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"],
                            error)
@@ -320,17 +370,49 @@ class EddaApp:
             ready.set()
             async for message in subscription:
                 instance_id = instance_of(message.subject)
-                if self.supervisor.is_running(instance_id):
+                if self.waits.wake(instance_id) or self.supervisor.is_running(instance_id):
                     continue
                 try:
-                    row = await get_instance_row(self._db, instance_id)
+                    await self._activate_idle(instance_id)
                 except Exception:
                     log.warning("wake-up of %s failed; the sweep will retry", instance_id,
                                 exc_info=True)
-                    continue
-                if (row is not None and row["owner_node"] == self.worker_id
-                        and row["status"] in schema.UNFINISHED_STATUSES):
-                    self._activate(instance_id, row["workflow_name"], row["epoch"])
+
+    async def _activate_idle(self, instance_id: str) -> None:
+        """Run an instance no actor runs: ours already, or free (passivated) to claim."""
+        assert self._writer is not None
+        row = await get_instance_row(self._db, instance_id)
+        if row is None or row["status"] not in ACTIVE_STATUSES:
+            return
+        if row["owner_node"] == self.worker_id:
+            self._activate(instance_id, row["workflow_name"], row["epoch"])
+            return
+        claimed = await self._writer.run(
+            claim_instance(instance_id, self.worker_id, list(get_all_workflows())))
+        if claimed is not None:
+            self._activate_claimed(claimed)
+
+    async def handle_cloudevent(self, event: Any, wait: bool = False) -> None:
+        """Accept a CloudEvent: store it, then wake every workflow waiting for its type.
+
+        Returns once the event is committed: a crash afterwards never loses it.
+        ``event`` is a mapping of CloudEvent attributes (``type``, ``source``,
+        ``data``, extensions, ...) or a ``cloudevents`` SDK event. ``wait`` is
+        accepted for Edda compatibility; delivery never blocks the caller.
+
+        Raises:
+            RuntimeError: If the app is not initialized.
+            ValueError: For a malformed event (nothing is stored).
+        """
+        if not self._initialized or self._writer is None:
+            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        normalized = normalize_cloudevent(event)
+        await self._writer.run(insert_event(normalized.type, normalized.attributes,
+                                            normalized.data_bytes, normalized.target_instance_id))
+        async with self._db.reader.connect() as conn:
+            waiting = await event_waiters(conn, normalized.type, normalized.target_instance_id)
+        for instance_id in waiting:
+            await self.wake(instance_id)
 
     async def wake(self, instance_id: str) -> None:
         """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""

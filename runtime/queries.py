@@ -28,6 +28,10 @@ _EVENT_TYPES = {
     "activity_failed": "ActivityFailed",
     "workflow_completed": "WorkflowCompleted",
     "workflow_failed": "WorkflowFailed",
+    "wait_started": "WaitStarted",
+    "timer_fired": "TimerExpired",
+    "event_received": "EventReceived",
+    "wait_timed_out": "MessageTimeout",
 }
 
 
@@ -87,6 +91,11 @@ def _history_item(instance_id: str, row: dict[str, Any]) -> dict[str, Any]:
         if kind == "activity_failed":
             data["activity_name"] = body["activity_name"]
             data["input"] = {"args": body.get("args", []), "kwargs": body.get("kwargs", {})}
+    elif kind == "event_received":
+        event = body["event"]
+        data = {**event, "event_row": body["event_id"]}
+        if body.get("data_bytes") is not None:
+            data["data"] = {"_binary": True}
     else:
         data = body
     return {

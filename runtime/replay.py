@@ -13,19 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal.codec import encode_json
 from edda.journal.entries import (
+    CALL_ENTRY_TYPES,
     ActivityCompleted,
     ActivityFailed,
     CallEntry,
+    WaitStarted,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
 )
 from edda.journal.group_commit import InstanceChange
+from edda.journal.waits import end_all_waits
 from edda.runtime.context import WorkflowContext
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.hooks import fire
@@ -39,6 +42,7 @@ from edda.runtime.serialization import (
 )
 
 if TYPE_CHECKING:
+    from edda.journal.database import Database
     from edda.journal.store import Record
     from edda.runtime.retry import RetryPolicy
     from edda.runtime.workflow import Workflow
@@ -46,54 +50,87 @@ if TYPE_CHECKING:
 log = logging.getLogger("edda.replay")
 
 
+def operation_of(entry: CallEntry) -> str:
+    """The operation a call entry records, as named in non-determinism errors."""
+    if isinstance(entry, ActivityCompleted | ActivityFailed):
+        return f"activity {entry.activity_name!r}"
+    if isinstance(entry, WaitStarted):
+        return entry.operation
+    return type(entry).__name__
+
+
 class ReplayIndex:
-    """The recorded durable calls of a journal, by call number and by position."""
+    """The recorded durable calls of a journal, by call number and by position.
+
+    A call has one entry (an activity's outcome) or several (a wait's start,
+    then what ended it), all at the same position.
+    """
 
     def __init__(self, instance_id: str, records: list[Record]) -> None:
         self.instance_id = instance_id
-        self.by_call: dict[int, CallEntry] = {}
-        self.by_position: dict[str, CallEntry] = {}
+        self.by_call: dict[int, list[CallEntry]] = {}
+        self.by_position: dict[str, int] = {}
         for record in records:
             entry = record.entry
-            if isinstance(entry, ActivityCompleted | ActivityFailed):
-                self.by_call[entry.call] = entry
-                self.by_position[entry.position] = entry
+            if isinstance(entry, CALL_ENTRY_TYPES):
+                self.by_call.setdefault(entry.call, []).append(entry)
+                self.by_position.setdefault(entry.position, entry.call)
         self.recorded_calls = max(self.by_call, default=-1) + 1
 
-    def lookup(self, position: str, call: int, operation: str) -> CallEntry | None:
-        """The recorded entry of this call, or None if it has not happened yet.
+    def lookup(self, position: str, call: int, operation: str) -> list[CallEntry] | None:
+        """The recorded entries of this call, or None if it has not happened yet.
 
         Raises:
             NonDeterminismError: If the journal records another operation for
                 this call, or this position under another call number.
         """
-        entry = self.by_call.get(call)
-        if entry is not None:
-            if entry.position != position or entry.activity_name != operation:
+        entries = self.by_call.get(call)
+        if entries is not None:
+            first = entries[0]
+            recorded = operation_of(first)
+            if first.position != position or recorded != operation:
                 raise NonDeterminismError(
                     self.instance_id, position,
-                    f"activity {entry.activity_name!r} at {entry.position} (call #{call})",
-                    f"activity {operation!r} at {position} (call #{call})",
+                    f"{recorded} at {first.position} (call #{call})",
+                    f"{operation} at {position} (call #{call})",
                 )
-            return entry
-        entry = self.by_position.get(position)
-        if entry is not None:
+            return entries
+        other = self.by_position.get(position)
+        if other is not None:
+            recorded = operation_of(self.by_call[other][0])
             raise NonDeterminismError(
                 self.instance_id, position,
-                f"activity {entry.activity_name!r} at {position} as call #{entry.call}",
-                f"activity {operation!r} at {position} as call #{call}",
+                f"{recorded} at {position} as call #{other}",
+                f"{operation} at {position} as call #{call}",
             )
         return None
 
 
-@dataclass
+class RunHost(Protocol):
+    """What the node offers a running instance (implemented by `Waits`)."""
+
+    def attach(self, run: InstanceRun) -> None: ...
+
+    def detach(self, run: InstanceRun) -> None: ...
+
+    def waiting_changed(self, run: InstanceRun) -> None: ...
+
+
+@dataclass(eq=False)
 class InstanceRun:
     """Everything one run of an instance needs besides user code."""
 
     actor: WorkflowActor
     index: ReplayIndex
     default_retry_policy: RetryPolicy | None
+    host: RunHost
+    db: Database
+    started_at: float
     fatal: BaseException | None = field(default=None)
+    waiting: int = 0
+    blocked: int = 0
+    busy: int = 0
+    wakes: set[asyncio.Event] = field(default_factory=set)
 
 
 def failure_output(exc: BaseException) -> str:
@@ -105,11 +142,13 @@ def failure_output(exc: BaseException) -> str:
 
 
 class Outcome:
-    """How a run ended, for whoever waits on the instance."""
+    """How a run ended (or that it first suspended), for whoever waits on the instance."""
 
-    def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
+    def __init__(self, result: Any = None, error: BaseException | None = None,
+                 suspended: bool = False) -> None:
         self.result = result
         self.error = error
+        self.suspended = suspended
 
 
 async def run_workflow(
@@ -119,6 +158,8 @@ async def run_workflow(
     worker_id: str,
     hooks: Any,
     default_retry_policy: RetryPolicy | None,
+    host: RunHost,
+    db: Database,
 ) -> Outcome:
     """Replay and run one instance until it completes or fails.
 
@@ -131,8 +172,10 @@ async def run_workflow(
     finished = _recorded_outcome(actor)
     if finished is not None:
         return finished
-    run = InstanceRun(actor, ReplayIndex(actor.instance_id, actor.records), default_retry_policy)
+    run = InstanceRun(actor, ReplayIndex(actor.instance_id, actor.records), default_retry_policy,
+                      host, db, actor.records[0].created_at)
     ctx = WorkflowContext(run, worker_id=worker_id, hooks=hooks)
+    host.attach(run)
     try:
         arguments = wf.build_arguments(started.input)
         result = await wf.func(ctx, **arguments)
@@ -140,18 +183,23 @@ async def run_workflow(
             raise run.fatal
         stored = to_jsonable(result, what=f"result of workflow {wf.name!r}")
     except (ActorStopped, asyncio.CancelledError):
+        host.detach(run)
         raise
     except Exception as exc:
+        host.detach(run)
         error = run.fatal if run.fatal is not None else exc
         await actor.append(
             WorkflowFailed(error=error_info(error)),
             InstanceChange(status="failed", output=failure_output(error)),
+            effects=end_all_waits(actor.instance_id),
         )
         await fire(hooks, "on_workflow_failed", actor.instance_id, wf.name, error)
         return Outcome(error=error)
+    host.detach(run)
     await actor.append(
         WorkflowCompleted(result=stored),
         InstanceChange(status="completed", output=encode_json({"result": stored})),
+        effects=end_all_waits(actor.instance_id),
     )
     await fire(hooks, "on_workflow_complete", actor.instance_id, wf.name, result)
     return Outcome(result=result)

@@ -1,0 +1,95 @@
+"""The timer service: wakes passivated instances whose wait has come due.
+
+Resident actors keep their own timers in memory. This service only looks after
+waits of instances no live node holds: it sleeps until the earliest such
+deadline (never a fixed polling interval), claims what is due and activates it.
+It is nudged when this node passivates an instance or a dead node's instances
+are freed, and wakes at least every ``max_sleep`` seconds to notice waits freed
+elsewhere. Timers that fell due while no node ran fire right after start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from edda.journal.waits import claim_due, next_free_deadline
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
+    from edda.journal.database import Database
+    from edda.journal.group_commit import GroupCommitWriter
+    from edda.journal.nodes import Claimed
+
+log = logging.getLogger("edda.timers")
+
+
+class TimerService:
+    """Claims and activates free instances whose waits are due."""
+
+    def __init__(
+        self,
+        db: Database,
+        writer: GroupCommitWriter,
+        node_id: str,
+        workflow_names: Callable[[], Collection[str]],
+        activate: Callable[[Claimed], None],
+        *,
+        max_sleep: float,
+        batch: int = 500,
+    ) -> None:
+        self._db = db
+        self._writer = writer
+        self._node_id = node_id
+        self._names = workflow_names
+        self._activate = activate
+        self.max_sleep = max_sleep
+        self.batch = batch
+        self._nudge = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.fired = 0
+
+    def nudge(self) -> None:
+        """Recompute the next deadline now."""
+        self._nudge.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="edda-timers")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def run_once(self) -> float | None:
+        """Activate everything due; returns the next free deadline (or None)."""
+        while True:
+            claimed = await self._writer.run(
+                claim_due(self._node_id, list(self._names()), time.time(), self.batch))
+            for item in claimed:
+                self._activate(item)
+            self.fired += len(claimed)
+            if len(claimed) < self.batch:
+                break
+        async with self._db.reader.connect() as conn:
+            return await next_free_deadline(conn, list(self._names()))
+
+    async def _loop(self) -> None:
+        while True:
+            self._nudge.clear()
+            try:
+                deadline = await self.run_once()
+            except Exception:
+                log.warning("timer service pass failed; retrying", exc_info=True)
+                deadline = None
+            delay = self.max_sleep if deadline is None else deadline - time.time()
+            delay = min(max(delay, 0.0), self.max_sleep)
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._nudge.wait(), delay)
+                except TimeoutError:
+                    pass

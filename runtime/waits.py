@@ -1,0 +1,211 @@
+"""Durable waits: the primitive behind `sleep` and `wait_event`, and passivation.
+
+A wait journals `WaitStarted` (with a wait row, so other nodes can find it) and
+then awaits in memory: each pending wait has its own wake-up event, set when
+the node hears that something arrived for the instance, and its own deadline.
+What ends the wait is journaled in the same transaction that deletes the wait
+row (and, for an event, records the delivery), so a replay returns exactly the
+same outcome. Suspension never travels as an exception through user code.
+
+An actor whose pending operations have all been waits for ``idle_seconds`` is
+**passivated**: it gives its instance up (no owner, no lease) and leaves memory.
+The timer service or a wake-up claims it again and replays it to the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from edda.journal.entries import (
+    EventReceived,
+    TimerFired,
+    WaitStarted,
+    WaitTimedOut,
+)
+from edda.journal.errors import FencedError
+from edda.journal.group_commit import InstanceChange
+from edda.journal.waits import StoredEvent, add_wait, end_wait, release_instance
+from edda.runtime.errors import NonDeterminismError
+
+if TYPE_CHECKING:
+    from edda.journal.entries import CallEntry
+    from edda.journal.group_commit import GroupCommitWriter
+    from edda.runtime.context import WorkflowContext
+    from edda.runtime.replay import InstanceRun
+
+log = logging.getLogger("edda.waits")
+
+Poll = Callable[[], Awaitable[StoredEvent | None]]
+
+
+async def durable_wait(
+    ctx: WorkflowContext,
+    position: str,
+    call: int,
+    *,
+    operation: str,
+    wait_type: str,
+    key: str | None,
+    deadline: Callable[[], float | None],
+    status: str,
+    poll: Poll | None = None,
+) -> tuple[CallEntry, bool]:
+    """Wait durably; returns the entry that ended the wait and whether it is new
+    (False when it was replayed from the journal).
+
+    ``deadline`` is evaluated only when the wait first starts (it is then
+    journaled); ``poll`` looks for a deliverable event.
+    """
+    run = ctx._run
+    if run.fatal is not None:
+        raise run.fatal
+    try:
+        entries = run.index.lookup(position, call, operation)
+    except NonDeterminismError as exc:
+        run.fatal = exc
+        raise
+    if entries is not None and not isinstance(entries[-1], WaitStarted):
+        return entries[-1], False
+    actor = run.actor
+    if entries is not None:
+        started = entries[-1]
+        assert isinstance(started, WaitStarted)
+        until = started.deadline
+    else:
+        until = deadline()
+        await actor.append(
+            WaitStarted(position=position, call=call, operation=operation, wait_type=wait_type,
+                        key=key, deadline=until),
+            InstanceChange(status=status, current_activity_id=position),
+            effects=add_wait(actor.instance_id, position, wait_type, key, until),
+        )
+    wake = asyncio.Event()
+    run.wakes.add(wake)
+    run.waiting += 1
+    run.host.waiting_changed(run)
+    try:
+        while True:
+            wake.clear()
+            if poll is not None:
+                found = await poll()
+                if found is not None:
+                    entry = EventReceived(position=position, call=call, event_id=found.id,
+                                          event=found.attributes, data_bytes=found.data_bytes)
+                    await _resolve(run, entry, position, delivered=found.id)
+                    return entry, True
+            now = time.time()
+            if until is not None and now >= until:
+                done: CallEntry = (TimerFired(position=position, call=call) if wait_type == "timer"
+                                   else WaitTimedOut(position=position, call=call))
+                await _resolve(run, done, position)
+                return done, True
+            timeout = None if until is None else until - now
+            # Only a wait blocked here (not polling, not resolving) may be passivated.
+            run.blocked += 1
+            run.host.waiting_changed(run)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout)
+            except TimeoutError:
+                pass
+            finally:
+                run.blocked -= 1
+                run.host.waiting_changed(run)
+    finally:
+        run.wakes.discard(wake)
+        run.waiting -= 1
+        run.host.waiting_changed(run)
+
+
+async def _resolve(run: InstanceRun, entry: CallEntry, position: str,
+                   delivered: int | None = None) -> None:
+    actor = run.actor
+    # The instance is running again unless another of its waits is still pending.
+    status = "running" if run.waiting <= 1 else None
+    await actor.append(entry, InstanceChange(status=status),
+                       effects=end_wait(actor.instance_id, position, delivered))
+
+
+def _idle(run: InstanceRun) -> bool:
+    """Every pending operation of the run is a wait blocked on its wake-up."""
+    return run.waiting > 0 and run.blocked == run.waiting and run.busy == 0
+
+
+class Waits:
+    """The node's resident runs: wake-ups, first-suspension notice, passivation."""
+
+    def __init__(
+        self,
+        writer: Callable[[], GroupCommitWriter],
+        node_id: str,
+        *,
+        idle_seconds: float,
+        on_suspended: Callable[[str], None],
+        stop_actor: Callable[[str], Awaitable[None]],
+        after_passivation: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._writer = writer
+        self._node_id = node_id
+        self.idle_seconds = idle_seconds
+        self._on_suspended = on_suspended
+        self._stop_actor = stop_actor
+        self._after_passivation = after_passivation
+        self.runs: dict[str, InstanceRun] = {}
+        self._idle: dict[str, asyncio.TimerHandle] = {}
+        self.passivated = 0
+
+    def attach(self, run: InstanceRun) -> None:
+        self.runs[run.actor.instance_id] = run
+
+    def detach(self, run: InstanceRun) -> None:
+        instance_id = run.actor.instance_id
+        if self.runs.get(instance_id) is run:
+            del self.runs[instance_id]
+        handle = self._idle.pop(instance_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def wake(self, instance_id: str) -> bool:
+        """Tell a resident instance that something arrived; False if it is not resident."""
+        run = self.runs.get(instance_id)
+        if run is None:
+            return False
+        for event in run.wakes:
+            event.set()
+        return True
+
+    def waiting_changed(self, run: InstanceRun) -> None:
+        """Called when a wait starts or ends, or an activity starts or ends."""
+        instance_id = run.actor.instance_id
+        if run.waiting > 0:
+            self._on_suspended(instance_id)
+        handle = self._idle.pop(instance_id, None)
+        if handle is not None:
+            handle.cancel()
+        if _idle(run) and self.idle_seconds >= 0:
+            loop = asyncio.get_running_loop()
+            self._idle[instance_id] = loop.call_later(
+                self.idle_seconds, lambda: loop.create_task(self._passivate(run)))
+
+    async def _passivate(self, run: InstanceRun) -> None:
+        instance_id = run.actor.instance_id
+        self._idle.pop(instance_id, None)
+        if self.runs.get(instance_id) is not run or not _idle(run):
+            return
+        try:
+            released = await self._writer().run(
+                release_instance(instance_id, self._node_id, run.actor.epoch))
+        except (FencedError, RuntimeError):
+            return
+        if not released:
+            return
+        await self._stop_actor(instance_id)
+        self.passivated += 1
+        await self._after_passivation(instance_id)
+
+    def describe(self) -> dict[str, Any]:
+        """Counts for tests and benchmarks."""
+        return {"resident": len(self.runs), "passivated": self.passivated}
