@@ -78,3 +78,53 @@ def test_sigkill_after_activity_5_resumes_without_redoing(db_url: str, tmp_path:
     assert positions == [f"step:{n}" for n in range(1, 11)]
     final = records[-1].entry
     assert isinstance(final, WorkflowCompleted) and final.result == sum(n * n for n in range(11))
+
+
+WAIT_CHILD = Path(__file__).parent / "support" / "wait_child.py"
+
+
+def _run_until(mode: str, db_url: str, env: dict[str, str], marker: str) -> None:
+    """Start a child, wait for its marker line, then SIGKILL it."""
+    with subprocess.Popen([sys.executable, str(WAIT_CHILD), mode, db_url], env=env,
+                          stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline().strip()
+            assert line == marker, f"child printed {line!r}, expected {marker!r}"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_sigkill_while_sleeping_and_while_waiting_for_an_event(
+    db_url: str, tmp_path: Path
+) -> None:
+    side_db = tmp_path / "side.db"
+    with sqlite3.connect(side_db) as side:
+        side.execute("CREATE TABLE runs(step INTEGER, pid INTEGER)")
+    env = {**os.environ, "EDDA_SIDE_DB": str(side_db)}
+    _run_until("start", db_url, env, "suspended")           # killed during sleep()
+    _run_until("until-event", db_url, env, "waiting")        # timer fired; killed in wait_event()
+    done = subprocess.run([sys.executable, str(WAIT_CHILD), "finish", db_url], env=env,
+                          capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr
+    runs = _runs(side_db)
+    assert Counter(step for step, _ in runs) == {1: 1, 2: 1, 3: 1}, runs
+    assert len({pid for _, pid in runs}) == 3, "each step ran in a different process"
+
+    async def stored() -> tuple[str, list[str]]:
+        db = Database.open(db_url)
+        try:
+            rows = await list_instance_rows(db, InstanceFilter(workflow_name="wait_steps"),
+                                            limit=10, after=None)
+            records = await read_journal(db, rows[0]["instance_id"])
+            return rows[0]["output"], [type(r.entry).__name__ for r in records]
+        finally:
+            await db.dispose()
+
+    output, kinds = asyncio.run(stored())
+    assert output == '{"result":"done"}'
+    assert kinds == ["WorkflowStarted", "ActivityCompleted", "WaitStarted", "TimerFired",
+                     "ActivityCompleted", "WaitStarted", "EventReceived", "ActivityCompleted",
+                     "WorkflowCompleted"]
