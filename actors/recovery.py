@@ -66,7 +66,7 @@ class Recovery:
 
     async def dead_nodes(self) -> list[str]:
         """Ids of other nodes whose lease expired or whose local process is gone."""
-        async with self._db.reader.connect() as conn:
+        async with self._db.read() as conn:
             rows = await list_nodes(conn)
         now = time.time()
         return [
@@ -102,7 +102,7 @@ class Recovery:
             claimed.extend(more)
             if len(more) < self.batch:
                 break
-        async with self._db.reader.connect() as conn:
+        async with self._db.read() as conn:
             owned = await owned_unfinished(conn, self._lease.node_id, names)
         for item in owned:
             if not self._is_running(item.instance_id):
@@ -118,13 +118,13 @@ class Recovery:
         """Wake waiting instances for which an event is stored but was never delivered."""
         if self._wake is None:
             return
-        async with self._db.reader.connect() as conn:
+        async with self._db.read() as conn:
             missed = await waiters_with_pending_events(conn)
         for instance_id in missed:
             await self._wake(instance_id)
 
     async def _report_unknown(self, names: list[str]) -> None:
-        async with self._db.reader.connect() as conn:
+        async with self._db.read() as conn:
             unknown = await orphans_of_unknown_workflows(conn, names)
         for instance_id, name in unknown:
             if instance_id in self._reported:

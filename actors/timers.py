@@ -75,7 +75,7 @@ class TimerService:
             self.fired += len(claimed)
             if len(claimed) < self.batch:
                 break
-        async with self._db.reader.connect() as conn:
+        async with self._db.read() as conn:
             return await next_free_deadline(conn, list(self._names()))
 
     async def _loop(self) -> None:

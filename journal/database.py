@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 T = TypeVar("T")
 
@@ -137,12 +138,16 @@ class Database:
         *,
         async_writer: AsyncEngine | None = None,
         sync_writer: Engine | None = None,
+        read_slots: int = 5,
     ) -> None:
         self.reader = reader
         self.dialect: Dialect = dialect
         self._async_writer = async_writer
         self._sync_writer = sync_writer
         self._thread: ThreadPoolExecutor | None = None
+        # Readers queue here, in asyncio and without a deadline, rather than in
+        # the pool, whose checkout timeout would turn a burst into failures.
+        self._read_slots = asyncio.Semaphore(read_slots)
         if sync_writer is not None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="edda-sqlite-writer")
 
@@ -181,7 +186,7 @@ class Database:
                 connect_args={"timeout": _BUSY_TIMEOUT_S},
             )
             _sqlite_pragmas(reader.sync_engine, synchronous=mode, begin="BEGIN")
-            return cls(reader, "sqlite", sync_writer=writer)
+            return cls(reader, "sqlite", sync_writer=writer, read_slots=max(1, pool_size))
         pool = {
             "pool_timeout": pool_timeout,
             "pool_recycle": pool_recycle,
@@ -191,7 +196,14 @@ class Database:
         reader = create_async_engine(
             parsed.url, pool_size=pool_size, max_overflow=max_overflow, **pool
         )
-        return cls(reader, "postgresql", async_writer=async_writer)
+        return cls(reader, "postgresql", async_writer=async_writer,
+                   read_slots=max(1, pool_size + max_overflow))
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A reader connection; waits for a free one however long a burst lasts."""
+        async with self._read_slots, self.reader.connect() as conn:
+            yield conn
 
     async def write(self, transaction: Callable[[Connection], T]) -> T:
         """Run ``transaction`` in one write transaction; commit if it returns.

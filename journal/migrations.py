@@ -75,7 +75,7 @@ async def migrate(db: Database) -> list[int]:
 
 async def current_version(db: Database) -> int:
     """The newest applied migration, or 0 on an empty database."""
-    async with db.reader.connect() as conn:
+    async with db.read() as conn:
         has_table = await conn.run_sync(
             lambda sync: sa.inspect(sync).has_table(schema.schema_version.name)
         )

@@ -28,6 +28,39 @@ _w, _e, _d, _i, _n = (schema.waits, schema.events, schema.event_deliveries, sche
                       schema.nodes)
 
 
+def _free() -> sa.ColumnElement[bool]:
+    return sa.or_(_i.c.owner_node.is_(None), _i.c.owner_node.not_in(sa.select(_n.c.node_id)))
+
+
+def _claimable(workflow_names: Any) -> sa.ColumnElement[bool]:
+    return sa.and_(_free(), _i.c.workflow_name.in_(workflow_names),
+                   _i.c.status.in_(schema.WAITING_STATUSES + schema.UNFINISHED_STATUSES))
+
+
+# Hot statements are built once: building them costs more than running them.
+_ADD_WAIT = sa.insert(_w)
+_END_WAIT = sa.delete(_w).where(_w.c.instance_id == sa.bindparam("iid"),
+                                _w.c.position == sa.bindparam("pos"))
+_DELIVERED = sa.insert(_d)
+_NEXT_EVENT = (
+    sa.select(_e.c.id, _e.c.attributes, _e.c.data_bytes)
+    .where(_e.c.type == sa.bindparam("etype"), _e.c.published_at >= sa.bindparam("since"),
+           sa.or_(_e.c.target_instance_id.is_(None),
+                  _e.c.target_instance_id == sa.bindparam("iid")),
+           ~sa.exists(sa.select(_d.c.event_id).where(_d.c.instance_id == sa.bindparam("iid"),
+                                                     _d.c.event_id == _e.c.id)))
+    .order_by(_e.c.id)
+    .limit(1)
+)
+_CLAIM_ONE = (
+    sa.update(_i)
+    .where(_i.c.instance_id == sa.bindparam("iid"),
+           _claimable(sa.bindparam("names", expanding=True)))
+    .values(owner_node=sa.bindparam("node"), epoch=_i.c.epoch + 1)
+    .returning(_i.c.instance_id, _i.c.workflow_name, _i.c.epoch)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """An event as stored: its row id, CloudEvent attributes and binary data."""
@@ -42,8 +75,8 @@ def add_wait(instance_id: str, position: str, kind: str, key: str | None,
     """Effect: record that an instance waits."""
 
     def effect(conn: Connection) -> None:
-        conn.execute(sa.insert(_w).values(instance_id=instance_id, position=position, kind=kind,
-                                          key=key, deadline=deadline, created_at=time.time()))
+        conn.execute(_ADD_WAIT, {"instance_id": instance_id, "position": position, "kind": kind,
+                                 "key": key, "deadline": deadline, "created_at": time.time()})
 
     return effect
 
@@ -53,11 +86,10 @@ def end_wait(instance_id: str, position: str,
     """Effect: the wait is over; record the delivery of an event if there was one."""
 
     def effect(conn: Connection) -> None:
-        conn.execute(sa.delete(_w).where(_w.c.instance_id == instance_id,
-                                         _w.c.position == position))
+        conn.execute(_END_WAIT, {"iid": instance_id, "pos": position})
         if delivered_event is not None:
-            conn.execute(sa.insert(_d).values(instance_id=instance_id, event_id=delivered_event,
-                                              delivered_at=time.time()))
+            conn.execute(_DELIVERED, {"instance_id": instance_id, "event_id": delivered_event,
+                                      "delivered_at": time.time()})
 
     return effect
 
@@ -98,32 +130,13 @@ async def next_event(conn: AsyncConnection, instance_id: str, event_type: str,
                      since: float) -> StoredEvent | None:
     """The oldest event of this type, published since ``since``, that this instance
     has not received and that is for everyone or for this instance."""
-    delivered = sa.select(_d.c.event_id).where(_d.c.instance_id == instance_id,
-                                                _d.c.event_id == _e.c.id)
-    query = (
-        sa.select(_e.c.id, _e.c.attributes, _e.c.data_bytes)
-        .where(_e.c.type == event_type, _e.c.published_at >= since,
-               sa.or_(_e.c.target_instance_id.is_(None),
-                      _e.c.target_instance_id == instance_id),
-               ~sa.exists(delivered))
-        .order_by(_e.c.id)
-        .limit(1)
-    )
-    row = (await conn.execute(query)).first()
+    params = {"etype": event_type, "since": since, "iid": instance_id}
+    row = (await conn.execute(_NEXT_EVENT, params)).first()
     if row is None:
         return None
     attributes = decode_json(row.attributes)
     assert isinstance(attributes, dict)
     return StoredEvent(int(row.id), attributes, row.data_bytes)
-
-
-def _free() -> sa.ColumnElement[bool]:
-    return sa.or_(_i.c.owner_node.is_(None), _i.c.owner_node.not_in(sa.select(_n.c.node_id)))
-
-
-def _claimable(workflow_names: Collection[str]) -> sa.ColumnElement[bool]:
-    return sa.and_(_free(), _i.c.workflow_name.in_(workflow_names),
-                   _i.c.status.in_(schema.WAITING_STATUSES + schema.UNFINISHED_STATUSES))
 
 
 async def next_free_deadline(conn: AsyncConnection,
@@ -147,14 +160,8 @@ def claim_instance(instance_id: str, node_id: str,
     """Job: take a waiting instance nobody live owns (a passivated one)."""
 
     def job(conn: Connection) -> Claimed | None:
-        row = conn.execute(
-            sa.update(_i)
-            .where(_i.c.instance_id == instance_id, _free(),
-                   _i.c.status.in_(schema.WAITING_STATUSES + schema.UNFINISHED_STATUSES),
-                   _i.c.workflow_name.in_(workflow_names))
-            .values(owner_node=node_id, epoch=_i.c.epoch + 1)
-            .returning(_i.c.instance_id, _i.c.workflow_name, _i.c.epoch)
-        ).first()
+        params = {"iid": instance_id, "node": node_id, "names": list(workflow_names)}
+        row = conn.execute(_CLAIM_ONE, params).first()
         return None if row is None else Claimed(row.instance_id, row.workflow_name, row.epoch)
 
     return job
@@ -185,26 +192,35 @@ def claim_due(node_id: str, workflow_names: Collection[str], now: float,
     return job
 
 
-def release_instance(instance_id: str, node_id: str,
-                     epoch: int) -> Callable[[Connection], bool]:
-    """Job: give a waiting instance up (passivation); False if it is no longer ours."""
+@dataclass(frozen=True, slots=True)
+class Released:
+    """Outcome of giving an instance up: whether it was ours, and whether an event
+    for one of its waits is already stored (so it must be woken again)."""
 
-    def job(conn: Connection) -> bool:
+    released: bool
+    event_pending: bool
+
+
+def release_instance(instance_id: str, node_id: str,
+                     epoch: int) -> Callable[[Connection], Released]:
+    """Job: give a waiting instance up (passivation)."""
+
+    def job(conn: Connection) -> Released:
         result = conn.execute(
             sa.update(_i)
             .where(_i.c.instance_id == instance_id, _i.c.owner_node == node_id,
                    _i.c.epoch == epoch)
             .values(owner_node=None)
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return Released(False, False)
+        pending = conn.execute(_pending_events_query(instance_id, 1)).first() is not None
+        return Released(True, pending)
 
     return job
 
 
-async def waiters_with_pending_events(conn: AsyncConnection, limit: int = 1000,
-                                      instance_id: str | None = None) -> list[str]:
-    """Waiting instances (or just ``instance_id``) for which an undelivered event
-    exists: lost wake-ups."""
+def _pending_events_query(instance_id: str | None, limit: int) -> sa.Select[Any]:
     delivered = sa.select(_d.c.event_id).where(_d.c.instance_id == _w.c.instance_id,
                                                 _d.c.event_id == _e.c.id)
     query = (
@@ -218,7 +234,12 @@ async def waiters_with_pending_events(conn: AsyncConnection, limit: int = 1000,
     )
     if instance_id is not None:
         query = query.where(_w.c.instance_id == instance_id)
-    return list((await conn.execute(query)).scalars())
+    return query
+
+
+async def waiters_with_pending_events(conn: AsyncConnection, limit: int = 1000) -> list[str]:
+    """Waiting instances for which an undelivered event exists: lost wake-ups."""
+    return list((await conn.execute(_pending_events_query(None, limit))).scalars())
 
 
 def purge_events(older_than: float) -> Callable[[Connection], int]:

@@ -16,50 +16,36 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
-from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
 from edda.actors.leases import NodeLease
 from edda.actors.recovery import Recovery
-from edda.actors.supervisor import Supervisor
 from edda.actors.timers import TimerService
-from edda.actors.workflow_actor import ActorStopped, WorkflowActor
-from edda.journal import schema
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
-from edda.journal.entries import WorkflowFailed, WorkflowStarted, kind_of
-from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
+from edda.journal.entries import WorkflowStarted, kind_of
+from edda.journal.group_commit import Append, GroupCommitWriter
 from edda.journal.migrations import migrate
-from edda.journal.store import Record, get_instance_row, next_seq, read_journal
+from edda.journal.store import Record
 from edda.journal.waits import (
-    claim_instance,
-    end_all_waits,
     event_waiters,
     insert_event,
-    waiters_with_pending_events,
 )
 from edda.runtime import queries
-from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.events import normalize_cloudevent
 from edda.runtime.hooks import fire
-from edda.runtime.registry import current_app, get_all_workflows, get_workflow, set_current_app
-from edda.runtime.replay import Outcome, failure_output, run_workflow
+from edda.runtime.instances import InstanceRunner
+from edda.runtime.registry import current_app, get_all_workflows, set_current_app
 from edda.runtime.retry import RetryPolicy
-from edda.runtime.serialization import error_info
-from edda.runtime.waits import Waits
 from edda.transports.inproc import InProcTransport
 
 if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
-    from edda.journal.nodes import Claimed
     from edda.runtime.hooks import WorkflowHooks
     from edda.runtime.workflow import Workflow
     from edda.transports.base import Transport
 
 log = logging.getLogger("edda.app")
-
-#: Statuses of instances that still have work or waits ahead of them.
-ACTIVE_STATUSES = schema.UNFINISHED_STATUSES + schema.WAITING_STATUSES
 
 
 def generate_worker_id(service_name: str) -> str:
@@ -159,11 +145,11 @@ class EddaApp:
         self._recovery: Recovery | None = None
         self._timers: TimerService | None = None
         self._wake_task: asyncio.Task[None] | None = None
-        self._waiters: dict[str, asyncio.Future[Outcome]] = {}
-        self.supervisor = Supervisor(self._give_up)
-        self.waits = Waits(self._require_writer, self.worker_id, idle_seconds=idle_seconds,
-                           on_suspended=self._suspended, stop_actor=self.supervisor.stop,
-                           after_passivation=self._after_passivation)
+        self._runner = InstanceRunner(self.worker_id, hooks=hooks,
+                                      default_retry_policy=default_retry_policy,
+                                      idle_seconds=idle_seconds)
+        self.supervisor = self._runner.supervisor
+        self.waits = self._runner.waits
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -180,14 +166,16 @@ class EddaApp:
         self._lease = NodeLease(self._writer, self.worker_id, self.service_name,
                                 self.lease_seconds, self._lost_lease, self._regained_lease)
         await self._lease.acquire()
-        ready = asyncio.Event()
-        self._wake_task = asyncio.create_task(self._wake_loop(ready), name="edda-wake")
-        await ready.wait()
         names = lambda: get_all_workflows().keys()  # noqa: E731
+        runner = self._runner
         self._timers = TimerService(self._db, self._writer, self.worker_id, names,
-                                    self._activate_claimed, max_sleep=self.recovery_interval)
+                                    runner.activate_claimed, max_sleep=self.recovery_interval)
+        runner.bind(self._db, self._writer, self._timers, self.transport)
+        ready = asyncio.Event()
+        self._wake_task = asyncio.create_task(runner.wake_loop(ready), name="edda-wake")
+        await ready.wait()
         self._recovery = Recovery(
-            self._db, self._lease, names, self._activate_claimed, self.supervisor.is_running,
+            self._db, self._lease, names, runner.activate_claimed, self.supervisor.is_running,
             interval=self.recovery_interval, wake=self.wake, on_freed=self._timers.nudge,
             retention_seconds=self.message_retention_days * 86400.0,
         )
@@ -212,12 +200,9 @@ class EddaApp:
         if self._wake_task is not None:
             self._wake_task.cancel()
             await asyncio.gather(self._wake_task, return_exceptions=True)
-        for waiter in self._waiters.values():
-            if not waiter.done():
-                waiter.set_exception(RuntimeError(
-                    "the app shut down before the workflow finished; it resumes when an app "
-                    "on this database starts again"))
-        self._waiters.clear()
+        self._runner.fail_waiters(
+            "the app shut down before the workflow finished; it resumes when an app "
+            "on this database starts again")
         try:
             await self._lease.release()
         finally:
@@ -254,19 +239,18 @@ class EddaApp:
             "started_at": now, "updated_at": now,
         }
         entry = WorkflowStarted(workflow_name=wf.name, input=stored)
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters[instance_id] = waiter
+        waiter = self._runner.expect(instance_id)
         # The instance's first entry commits with its first step: nothing has been
         # acknowledged yet, and the writer keeps the order of appends.
         created = self._writer.append(
             Append(instance_id, 0, 1, kind_of(entry), encode_entry(entry), create=row)
         )
         await fire(self.hooks, "on_workflow_start", instance_id, wf.name, stored)
-        self._activate(instance_id, wf.name, 1, [Record(0, entry, now)])
+        self._runner.activate(instance_id, wf.name, 1, [Record(0, entry, now)])
         try:
             await created
         except BaseException:
-            self._waiters.pop(instance_id, None)
+            self._runner.forget(instance_id)
             await self.supervisor.stop(instance_id)
             raise
         outcome = await waiter
@@ -274,123 +258,12 @@ class EddaApp:
             raise outcome.error
         return instance_id
 
-    def _require_writer(self) -> GroupCommitWriter:
-        if self._writer is None:
-            raise RuntimeError("EddaApp is not initialized")
-        return self._writer
-
-    def _suspended(self, instance_id: str) -> None:
-        """The instance started waiting: ``start()`` returns, as in Edda."""
-        self._settle(instance_id, Outcome(suspended=True))
-
-    async def _after_passivation(self, instance_id: str) -> None:
-        assert self._timers is not None
-        self._timers.nudge()
-        # An event may have arrived while the instance was being given up.
-        async with self._db.reader.connect() as conn:
-            missed = await waiters_with_pending_events(conn, instance_id=instance_id)
-        if missed:
-            await self.wake(instance_id)
-
-    def _activate(
-        self, instance_id: str, workflow_name: str, epoch: int,
-        records: list[Record] | None = None,
-    ) -> None:
-        """Run an instance under the supervisor; ``records`` spares the first journal read."""
-        known = records
-
-        async def body() -> None:
-            nonlocal known
-            given, known = known, None  # a restart always re-reads the journal
-            await self._run(instance_id, workflow_name, epoch, given)
-
-        self.supervisor.spawn(instance_id, body)
-
-    def _activate_claimed(self, claimed: Claimed) -> None:
-        self._activate(claimed.instance_id, claimed.workflow_name, claimed.epoch)
-
-    async def _run(
-        self, instance_id: str, workflow_name: str, epoch: int, records: list[Record] | None
-    ) -> None:
-        assert self._writer is not None
-        wf = get_workflow(workflow_name)
-        if wf is None:
-            raise LookupError(f"workflow {workflow_name!r} of instance {instance_id!r} is not "
-                              "registered on this node")
-        if records is None:
-            records = await read_journal(self._db, instance_id)
-        actor = WorkflowActor(instance_id, workflow_name, epoch, records, self._writer)
-        try:
-            outcome = await run_workflow(wf, actor, worker_id=self.worker_id, hooks=self.hooks,
-                                         default_retry_policy=self.default_retry_policy,
-                                         host=self.waits, db=self._db)
-        except ActorStopped as exc:
-            self._settle(instance_id, Outcome(error=InstanceTakenOverError(
-                f"{exc}; its outcome is available from get_instance({instance_id!r})")))
-            raise
-        self._settle(instance_id, outcome)
-
-    def _settle(self, instance_id: str, outcome: Outcome) -> None:
-        waiter = self._waiters.pop(instance_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(outcome)
-
-    async def _give_up(self, instance_id: str, error: BaseException) -> None:
-        """Park an instance whose actor keeps crashing as failed, with the error.
-
-        Parking reads no journal entry (decoding it may be what fails); whatever
-        happens, whoever waits on the instance is told.
-        """
-        assert self._writer is not None
-        try:
-            row = await get_instance_row(self._db, instance_id)
-            if (row is not None and row["owner_node"] == self.worker_id
-                    and row["status"] in ACTIVE_STATUSES):
-                actor = WorkflowActor(instance_id, row["workflow_name"], row["epoch"], [],
-                                      self._writer, next_seq=await next_seq(self._db, instance_id))
-                await actor.append(
-                    WorkflowFailed(error=error_info(error)),
-                    InstanceChange(status="failed", output=failure_output(error)),
-                    effects=end_all_waits(instance_id),
-                )
-                await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"],
-                           error)
-        finally:
-            self._settle(instance_id, Outcome(error=error))
-
     async def _lost_lease(self) -> None:
         await self.supervisor.stop_all()
 
     async def _regained_lease(self) -> None:
         if self._recovery is not None:
             await self._recovery.sweep()
-
-    async def _wake_loop(self, ready: asyncio.Event) -> None:
-        async with self.transport.subscribe(WAKE_PATTERN) as subscription:
-            ready.set()
-            async for message in subscription:
-                instance_id = instance_of(message.subject)
-                if self.waits.wake(instance_id) or self.supervisor.is_running(instance_id):
-                    continue
-                try:
-                    await self._activate_idle(instance_id)
-                except Exception:
-                    log.warning("wake-up of %s failed; the sweep will retry", instance_id,
-                                exc_info=True)
-
-    async def _activate_idle(self, instance_id: str) -> None:
-        """Run an instance no actor runs: ours already, or free (passivated) to claim."""
-        assert self._writer is not None
-        row = await get_instance_row(self._db, instance_id)
-        if row is None or row["status"] not in ACTIVE_STATUSES:
-            return
-        if row["owner_node"] == self.worker_id:
-            self._activate(instance_id, row["workflow_name"], row["epoch"])
-            return
-        claimed = await self._writer.run(
-            claim_instance(instance_id, self.worker_id, list(get_all_workflows())))
-        if claimed is not None:
-            self._activate_claimed(claimed)
 
     async def handle_cloudevent(self, event: Any, wait: bool = False) -> None:
         """Accept a CloudEvent: store it, then wake every workflow waiting for its type.
@@ -409,14 +282,14 @@ class EddaApp:
         normalized = normalize_cloudevent(event)
         await self._writer.run(insert_event(normalized.type, normalized.attributes,
                                             normalized.data_bytes, normalized.target_instance_id))
-        async with self._db.reader.connect() as conn:
+        async with self._db.read() as conn:
             waiting = await event_waiters(conn, normalized.type, normalized.target_instance_id)
         for instance_id in waiting:
             await self.wake(instance_id)
 
     async def wake(self, instance_id: str) -> None:
         """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""
-        await self.transport.publish(wake_subject(instance_id), b"")
+        await self._runner.wake(instance_id)
 
     # -- reading ---------------------------------------------------------------
 

@@ -169,7 +169,7 @@ async def _wait_event(ctx: WorkflowContext, position: str, call: int, event_type
     run = ctx._run
 
     async def poll() -> StoredEvent | None:
-        async with run.db.reader.connect() as conn:
+        async with run.db.read() as conn:
             return await next_event(conn, ctx.instance_id, event_type, run.started_at)
 
     entry, live = await durable_wait(

@@ -26,7 +26,6 @@ from edda.journal.entries import (
     WaitStarted,
     WaitTimedOut,
 )
-from edda.journal.errors import FencedError
 from edda.journal.group_commit import InstanceChange
 from edda.journal.waits import StoredEvent, add_wait, end_wait, release_instance
 from edda.runtime.errors import NonDeterminismError
@@ -145,7 +144,7 @@ class Waits:
         idle_seconds: float,
         on_suspended: Callable[[str], None],
         stop_actor: Callable[[str], Awaitable[None]],
-        after_passivation: Callable[[str], Awaitable[None]],
+        after_passivation: Callable[[str, bool], Awaitable[None]],
     ) -> None:
         self._writer = writer
         self._node_id = node_id
@@ -196,15 +195,16 @@ class Waits:
         if self.runs.get(instance_id) is not run or not _idle(run):
             return
         try:
-            released = await self._writer().run(
+            outcome = await self._writer().run(
                 release_instance(instance_id, self._node_id, run.actor.epoch))
-        except (FencedError, RuntimeError):
-            return
-        if not released:
-            return
-        await self._stop_actor(instance_id)
-        self.passivated += 1
-        await self._after_passivation(instance_id)
+            if not outcome.released:
+                return
+            await self._stop_actor(instance_id)
+            self.passivated += 1
+            await self._after_passivation(instance_id, outcome.event_pending)
+        except Exception:
+            # Staying resident is always safe; the sweep covers a missed wake-up.
+            log.warning("passivating %s failed", instance_id, exc_info=True)
 
     def describe(self) -> dict[str, Any]:
         """Counts for tests and benchmarks."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import edda.runtime.app as app_module
+import edda.runtime.instances as instances_module
 from edda import EddaApp, NonDeterminismError, TerminalError, WorkflowContext, activity, workflow
 from edda.runtime import registry
 from tests.support.gates import interrupt_and_restart
@@ -30,7 +30,7 @@ async def test_runtime_crash_restarts_actor_from_journal(
     app = make_app(sqlite_url)
     app.supervisor.backoff_initial = 0.001
     await app.initialize()
-    real = app_module.run_workflow
+    real = instances_module.run_workflow
     failures = iter([True, True])
 
     async def flaky_run(*args: Any, **kwargs: Any) -> Any:
@@ -38,7 +38,7 @@ async def test_runtime_crash_restarts_actor_from_journal(
             raise ConnectionError("database went away")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(app_module, "run_workflow", flaky_run)
+    monkeypatch.setattr(instances_module, "run_workflow", flaky_run)
     iid = await supervised_wf.start()
     assert app.supervisor.restarts == 2
     inst = await app.get_instance(iid)
@@ -52,7 +52,7 @@ async def test_actor_that_keeps_crashing_is_parked_failed(
     app.supervisor.backoff_initial = 0.001
     app.supervisor.max_restarts = 3
     await app.initialize()
-    real = app_module.run_workflow
+    real = instances_module.run_workflow
     broken: set[str] = set()
 
     async def failing_run(wf: Any, actor: Any, **kwargs: Any) -> Any:
@@ -61,7 +61,7 @@ async def test_actor_that_keeps_crashing_is_parked_failed(
             raise ConnectionError("corrupt page")
         return await real(wf, actor, **kwargs)
 
-    monkeypatch.setattr(app_module, "run_workflow", failing_run)
+    monkeypatch.setattr(instances_module, "run_workflow", failing_run)
     with pytest.raises(ConnectionError, match="corrupt page"):
         await supervised_wf.start()
     (bad_id,) = broken

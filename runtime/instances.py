@@ -1,0 +1,220 @@
+"""Running a node's instances: activation, settlement, parking, wake-ups.
+
+`InstanceRunner` puts instances under the supervisor (replaying their journals),
+tells ``start()`` callers how their instance ended or that it first waits,
+parks instances whose actor keeps crashing, and turns wake-up messages into
+activity: a resident instance re-checks what it waits for, a passivated one is
+claimed and replayed. The `EddaApp` owns its lifecycle and public API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
+from edda.actors.supervisor import Supervisor
+from edda.actors.workflow_actor import ActorStopped, WorkflowActor
+from edda.journal import schema
+from edda.journal.entries import WorkflowFailed
+from edda.journal.group_commit import InstanceChange
+from edda.journal.store import get_instance_row, next_seq, read_journal
+from edda.journal.waits import claim_instance, end_all_waits
+from edda.runtime.errors import InstanceTakenOverError
+from edda.runtime.hooks import fire
+from edda.runtime.registry import get_all_workflows, get_workflow
+from edda.runtime.replay import Outcome, failure_output, run_workflow
+from edda.runtime.serialization import error_info
+from edda.runtime.waits import Waits
+
+if TYPE_CHECKING:
+    from edda.actors.timers import TimerService
+    from edda.journal.database import Database
+    from edda.journal.group_commit import GroupCommitWriter
+    from edda.journal.nodes import Claimed
+    from edda.journal.store import Record
+    from edda.runtime.retry import RetryPolicy
+    from edda.transports.base import Transport
+
+log = logging.getLogger("edda.instances")
+
+#: Statuses of instances that still have work or waits ahead of them.
+ACTIVE_STATUSES = schema.UNFINISHED_STATUSES + schema.WAITING_STATUSES
+
+
+class InstanceRunner:
+    """The instances of one node, and whoever waits on them."""
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        hooks: Any,
+        default_retry_policy: RetryPolicy | None,
+        idle_seconds: float,
+    ) -> None:
+        self.node_id = node_id
+        self.hooks = hooks
+        self.default_retry_policy = default_retry_policy
+        self.supervisor = Supervisor(self.give_up)
+        self.waits = Waits(self._require_writer, node_id, idle_seconds=idle_seconds,
+                           on_suspended=self.suspended, stop_actor=self.supervisor.stop,
+                           after_passivation=self._after_passivation)
+        self._waiters: dict[str, asyncio.Future[Outcome]] = {}
+        self._db: Database | None = None
+        self._writer: GroupCommitWriter | None = None
+        self._timers: TimerService | None = None
+        self._transport: Transport | None = None
+
+    def bind(self, db: Database, writer: GroupCommitWriter, timers: TimerService,
+             transport: Transport) -> None:
+        """Attach the node's database, writer, timer service and transport."""
+        self._db, self._writer, self._timers, self._transport = db, writer, timers, transport
+
+    def _require_writer(self) -> GroupCommitWriter:
+        if self._writer is None:
+            raise RuntimeError("EddaApp is not initialized")
+        return self._writer
+
+    def _require_db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError("EddaApp is not initialized")
+        return self._db
+
+    # -- whoever waits on an instance ---------------------------------------------
+
+    def expect(self, instance_id: str) -> asyncio.Future[Outcome]:
+        """A future told how the instance ends, or that it first waits."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[instance_id] = waiter
+        return waiter
+
+    def forget(self, instance_id: str) -> None:
+        self._waiters.pop(instance_id, None)
+
+    def settle(self, instance_id: str, outcome: Outcome) -> None:
+        waiter = self._waiters.pop(instance_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    def suspended(self, instance_id: str) -> None:
+        """The instance started waiting: ``start()`` returns, as in Edda."""
+        self.settle(instance_id, Outcome(suspended=True))
+
+    def fail_waiters(self, message: str) -> None:
+        """Tell every caller still waiting that their instance will not finish here."""
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_exception(RuntimeError(message))
+        self._waiters.clear()
+
+    # -- running ------------------------------------------------------------------
+
+    def activate(self, instance_id: str, workflow_name: str, epoch: int,
+                 records: list[Record] | None = None) -> None:
+        """Run an instance under the supervisor; ``records`` spares the first journal read."""
+        known = records
+
+        async def body() -> None:
+            nonlocal known
+            given, known = known, None  # a restart always re-reads the journal
+            await self._run(instance_id, workflow_name, epoch, given)
+
+        self.supervisor.spawn(instance_id, body)
+
+    def activate_claimed(self, claimed: Claimed) -> None:
+        self.activate(claimed.instance_id, claimed.workflow_name, claimed.epoch)
+
+    async def _run(self, instance_id: str, workflow_name: str, epoch: int,
+                   records: list[Record] | None) -> None:
+        writer, db = self._require_writer(), self._require_db()
+        wf = get_workflow(workflow_name)
+        if wf is None:
+            raise LookupError(f"workflow {workflow_name!r} of instance {instance_id!r} is not "
+                              "registered on this node")
+        if records is None:
+            records = await read_journal(db, instance_id)
+        actor = WorkflowActor(instance_id, workflow_name, epoch, records, writer)
+        try:
+            outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
+                                         default_retry_policy=self.default_retry_policy,
+                                         host=self.waits, db=db)
+        except ActorStopped as exc:
+            self.settle(instance_id, Outcome(error=InstanceTakenOverError(
+                f"{exc}; its outcome is available from get_instance({instance_id!r})")))
+            raise
+        self.settle(instance_id, outcome)
+
+    async def give_up(self, instance_id: str, error: BaseException) -> None:
+        """Park an instance whose actor keeps crashing as failed, with the error.
+
+        Parking reads no journal entry (decoding it may be what fails); whatever
+        happens, whoever waits on the instance is told.
+        """
+        try:
+            db = self._require_db()
+            row = await get_instance_row(db, instance_id)
+            if (row is not None and row["owner_node"] == self.node_id
+                    and row["status"] in ACTIVE_STATUSES):
+                actor = WorkflowActor(instance_id, row["workflow_name"], row["epoch"], [],
+                                      self._require_writer(),
+                                      next_seq=await next_seq(db, instance_id))
+                await actor.append(
+                    WorkflowFailed(error=error_info(error)),
+                    InstanceChange(status="failed", output=failure_output(error)),
+                    effects=end_all_waits(instance_id),
+                )
+                await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"],
+                           error)
+        finally:
+            self.settle(instance_id, Outcome(error=error))
+
+    # -- wake-ups -----------------------------------------------------------------
+
+    async def wake(self, instance_id: str) -> None:
+        """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""
+        assert self._transport is not None
+        await self._transport.publish(wake_subject(instance_id), b"")
+
+    async def wake_loop(self, ready: asyncio.Event) -> None:
+        """Serve wake-up messages until cancelled."""
+        assert self._transport is not None
+        # Each wake-up of a non-resident instance runs as its own task, so the
+        # claims of a broadcast's many waiters share writer batches.
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            async with self._transport.subscribe(WAKE_PATTERN) as subscription:
+                ready.set()
+                async for message in subscription:
+                    instance_id = instance_of(message.subject)
+                    if self.waits.wake(instance_id) or self.supervisor.is_running(instance_id):
+                        continue
+                    task = asyncio.create_task(self._activate_idle(instance_id))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _activate_idle(self, instance_id: str) -> None:
+        """Run an instance no actor runs: free (passivated) to claim, or ours already."""
+        try:
+            claimed = await self._require_writer().run(
+                claim_instance(instance_id, self.node_id, list(get_all_workflows())))
+            if claimed is not None:
+                self.activate_claimed(claimed)
+                return
+            row = await get_instance_row(self._require_db(), instance_id)
+            if (row is not None and row["status"] in ACTIVE_STATUSES
+                    and row["owner_node"] == self.node_id
+                    and not self.supervisor.is_running(instance_id)):
+                self.activate(instance_id, row["workflow_name"], row["epoch"])
+        except Exception:
+            log.warning("wake-up of %s failed; the sweep will retry", instance_id, exc_info=True)
+
+    async def _after_passivation(self, instance_id: str, event_pending: bool) -> None:
+        if self._timers is not None:
+            self._timers.nudge()
+        if event_pending:  # an event arrived while the instance was being given up
+            await self.wake(instance_id)
