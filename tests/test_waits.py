@@ -332,3 +332,27 @@ async def test_binary_event_data_round_trips(sqlite_url: str, make_app: MakeApp)
     iid = await bytes_waiter.start()
     await app.handle_cloudevent({"type": "blob", "source": "s", "data": bytes(range(256))})
     assert (await _finished(app, iid))["output_data"]["result"] == bytes(range(256)).hex()
+
+
+async def test_sweep_delivers_an_event_whose_wake_up_was_lost(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    from edda.journal.waits import insert_event
+
+    app = make_app(sqlite_url, idle_seconds=0.05)
+    await app.initialize()
+    iid = await pay_waiter.start()
+
+    async def passivated() -> bool:
+        row = await get_instance_row(app.database, iid)
+        return row is not None and row["owner_node"] is None
+
+    await wait_until(passivated, "the waiting instance to be passivated")
+    # Store an event the way handle_cloudevent does, but lose its wake-up message.
+    assert app._writer is not None and app._recovery is not None
+    await app._writer.run(insert_event("payment.done", {"type": "payment.done",
+                                                        "source": "lost", "data": {"n": 1}},
+                                       None, None))
+    assert await _status(app, iid) == "waiting_for_message"
+    await app._recovery.sweep()
+    assert (await _finished(app, iid))["output_data"]["result"]["data"] == {"n": 1}
