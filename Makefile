@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py --postgres
+	$(BIN)/python benchmarks/waits.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
