@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edda.actors.tasks import cancel_and_wait
 from edda.journal.nodes import register_node, remove_nodes, renew_node
 
 if TYPE_CHECKING:
@@ -117,7 +118,6 @@ class NodeLease:
     async def release(self) -> None:
         """Stop the heartbeat and give the node's instances up for others to claim."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
             self._task = None
         await self.writer.run(remove_nodes([self.node_id]))

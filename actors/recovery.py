@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from edda.actors.leases import NodeLease, process_alive
+from edda.actors.tasks import cancel_and_wait
 from edda.journal.nodes import (
     Claimed,
     claim_orphans,
@@ -152,6 +153,5 @@ class Recovery:
     async def stop(self) -> None:
         """Stop the background sweep."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
             self._task = None

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from edda.actors.tasks import cancel_and_wait
 from edda.actors.workflow_actor import ActorStopped
 
 log = logging.getLogger("edda.supervisor")
@@ -94,14 +95,8 @@ class Supervisor:
 
     async def stop(self, key: str) -> None:
         """Cancel one actor, if it runs, and wait for it to end."""
-        task = self._actors.get(key)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(self._actors.get(key))
 
     async def stop_all(self) -> None:
         """Cancel every actor and wait for them to end."""
-        tasks = list(self._actors.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*self._actors.values())

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from edda.actors.tasks import cancel_and_wait
 from edda.journal.waits import claim_due, next_free_deadline
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ class TimerService:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def run_once(self) -> float | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.stats import pct  # noqa: E402
 from edda import EddaApp, WorkflowContext, activity, workflow  # noqa: E402
 from tests.support.pgserver import LocalPostgres  # noqa: E402
 
@@ -97,11 +98,6 @@ def recovery(tmp: Path) -> tuple[float, float]:
     wall = time.perf_counter() - started
     (tmp / "recovery.db").unlink()
     return float(done.stdout.strip()), wall
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.stats import median_of_runs  # noqa: E402
 from edda import (  # noqa: E402
     EddaApp,
     HooksBase,
@@ -71,11 +71,6 @@ async def timed(ctx: WorkflowContext, due: datetime) -> float:
 @workflow
 async def crowd(ctx: WorkflowContext) -> None:
     await wait_event(ctx, "bench.crowd")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def delivery(url: str, pings: int, passivated: bool) -> list[float]:
@@ -150,20 +145,17 @@ def main() -> None:
         def url() -> str:
             return f"sqlite:///{Path(tmp) / f'w{next(counter)}.db'}"
 
-        for passivated in (False, True):
-            runs = [asyncio.run(delivery(url(), args.pings, passivated)) for _ in range(args.runs)]
-            label = "passivated (baseline)" if passivated else "resident"
-            med = statistics.median(statistics.median(r) for r in runs) * 1000
-            p99 = statistics.median(pct(r, 0.99) for r in runs) * 1000
-            print(f"event delivery, {label:<22} median {med:6.2f} ms  p99 {p99:6.2f} ms "
-                  f"({args.pings} sends x {args.runs} runs)")
-        for passivated in (False, True):
-            runs = [asyncio.run(lateness(url(), args.timers, passivated)) for _ in range(args.runs)]
-            label = "passivated" if passivated else "resident"
-            med = statistics.median(statistics.median(r) for r in runs) * 1000
-            p99 = statistics.median(pct(r, 0.99) for r in runs) * 1000
-            print(f"timer lateness, {label:<22} median {med:6.2f} ms  p99 {p99:6.2f} ms "
-                  f"({args.timers} timers x {args.runs} runs)")
+        cases = [("event delivery", delivery, args.pings, "sends"),
+                 ("timer lateness", lateness, args.timers, "timers")]
+        for title, measure, count, unit in cases:
+            for passivated in (False, True):
+                runs = [asyncio.run(measure(url(), count, passivated)) for _ in range(args.runs)]
+                label = "passivated" if passivated else "resident"
+                if passivated and measure is delivery:
+                    label += " (baseline)"
+                print(f"{title}, {label:<22} median {median_of_runs(runs) * 1000:6.2f} ms  "
+                      f"p99 {median_of_runs(runs, 0.99) * 1000:6.2f} ms "
+                      f"({count} {unit} x {args.runs} runs)")
         crowd_stats = asyncio.run(crowd_run(url(), args.waiters))
         print(f"{args.waiters} waiting workflows: started in {crowd_stats['start_s']:.1f} s; "
               f"Python heap {crowd_stats['resident_mb']:.1f} MiB resident, "

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from edda.actors.leases import NodeLease
 from edda.actors.recovery import Recovery
+from edda.actors.tasks import cancel_and_wait
 from edda.actors.timers import TimerService
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
@@ -197,9 +198,7 @@ class EddaApp:
         await self._recovery.stop()
         await self._timers.stop()
         await self.supervisor.stop_all()
-        if self._wake_task is not None:
-            self._wake_task.cancel()
-            await asyncio.gather(self._wake_task, return_exceptions=True)
+        await cancel_and_wait(self._wake_task)
         self._runner.fail_waiters(
             "the app shut down before the workflow finished; it resumes when an app "
             "on this database starts again")
