@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from edda.actors.leases import NodeLease, process_alive
 from edda.actors.tasks import cancel_and_wait
+from edda.journal.channels import purge_messages, receivers_with_pending_messages
 from edda.journal.nodes import (
     Claimed,
     claim_orphans,
@@ -112,15 +113,19 @@ class Recovery:
         await self._report_unknown(names)
         await self._redeliver()
         if self.retention_seconds is not None:
-            await writer.run(purge_events(time.time() - self.retention_seconds))
+            cutoff = time.time() - self.retention_seconds
+            await writer.run(purge_events(cutoff))
+            await writer.run(purge_messages(cutoff))
         return claimed
 
     async def _redeliver(self) -> None:
-        """Wake waiting instances for which an event is stored but was never delivered."""
+        """Wake waiting instances for which an event or a message is stored but was
+        never delivered."""
         if self._wake is None:
             return
         async with self._db.read() as conn:
-            missed = await waiters_with_pending_events(conn)
+            missed = set(await waiters_with_pending_events(conn))
+            missed.update(await receivers_with_pending_messages(conn))
         for instance_id in missed:
             await self._wake(instance_id)
 

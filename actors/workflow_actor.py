@@ -7,7 +7,7 @@ under which every append is made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from edda.journal.codec import encode_entry
 from edda.journal.entries import TERMINAL_KINDS, Entry, kind_of
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.journal.store import Record
+
+
+T = TypeVar("T")
 
 
 class ActorStopped(BaseException):
@@ -55,6 +58,10 @@ class WorkflowActor:
     def finished(self) -> bool:
         """Whether the journal already ends the instance."""
         return any(kind_of(r.entry) in TERMINAL_KINDS for r in self.records)
+
+    async def run_job(self, job: Callable[[Connection], T]) -> T:
+        """Run a writer job (a claim, say) in the node's next batch."""
+        return await self._writer.run(job)
 
     async def append(
         self,

@@ -17,6 +17,14 @@ if not _Path(__file__).with_name("runtime").is_dir() and (_checkout / "runtime")
 from edda.runtime.activity import Activity as Activity
 from edda.runtime.activity import activity as activity
 from edda.runtime.app import EddaApp as EddaApp
+from edda.runtime.channels import ChannelMessage as ChannelMessage
+from edda.runtime.channels import ChannelModeConflictError as ChannelModeConflictError
+from edda.runtime.channels import ChannelNotSubscribedError as ChannelNotSubscribedError
+from edda.runtime.channels import publish as publish
+from edda.runtime.channels import receive as receive
+from edda.runtime.channels import send_to as send_to
+from edda.runtime.channels import subscribe as subscribe
+from edda.runtime.channels import unsubscribe as unsubscribe
 from edda.runtime.context import WorkflowContext as WorkflowContext
 from edda.runtime.errors import NonDeterminismError as NonDeterminismError
 from edda.runtime.errors import RetryExhaustedError as RetryExhaustedError
@@ -40,6 +48,9 @@ __version__ = "0.1.0"
 
 __all__ = (
     "Activity",
+    "ChannelMessage",
+    "ChannelModeConflictError",
+    "ChannelNotSubscribedError",
     "EddaApp",
     "EventTimeoutError",
     "HooksBase",
@@ -53,9 +64,14 @@ __all__ = (
     "WorkflowContext",
     "WorkflowHooks",
     "activity",
+    "publish",
+    "receive",
     "send_event",
+    "send_to",
     "sleep",
     "sleep_until",
+    "subscribe",
+    "unsubscribe",
     "wait_event",
     "wait_timer",
     "wait_until",

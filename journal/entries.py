@@ -34,6 +34,8 @@ class WorkflowStarted(_Entry, tag="workflow_started", frozen=True):
     workflow_name: str
     input: dict[str, Any]
     continued_from: str | None = None
+    #: Subscriptions carried over from the instance this one continues.
+    subscriptions: list[dict[str, Any]] = []
 
 
 class ActivityCompleted(_Entry, tag="activity_completed", frozen=True):
@@ -113,6 +115,58 @@ class WaitTimedOut(_Entry, tag="wait_timed_out", frozen=True):
     call: int
 
 
+class Subscribed(_Entry, tag="subscribed", frozen=True):
+    """The workflow subscribed to ``channel`` (the name it used) in ``mode``; it
+    receives what is published on ``address`` from ``since`` (UNIX seconds) on."""
+
+    position: str
+    call: int
+    channel: str
+    mode: str
+    address: str
+    since: float
+
+
+class Unsubscribed(_Entry, tag="unsubscribed", frozen=True):
+    """The workflow left ``channel``."""
+
+    position: str
+    call: int
+    channel: str
+
+
+class MessagePublished(_Entry, tag="message_published", frozen=True):
+    """The workflow published a message (stored in the same transaction)."""
+
+    position: str
+    call: int
+    channel: str
+    message_id: str
+    receiver_subscribed: bool = False
+    direct: bool = False
+
+
+class MessageReceived(_Entry, tag="message_received", frozen=True):
+    """A channel message was delivered to a ``receive``."""
+
+    position: str
+    call: int
+    channel: str
+    message_id: str
+    row_id: int
+    data: Any = None
+    data_bytes: bytes | None = None
+    metadata: dict[str, Any] = {}
+    published_at: float = 0.0
+
+
+class WorkflowRecurred(_Entry, tag="workflow_recurred", frozen=True):
+    """The workflow continued as ``new_instance_id`` with a fresh journal."""
+
+    new_instance_id: str
+    input: dict[str, Any]
+
+
 Entry = (
     WorkflowStarted
     | ActivityCompleted
@@ -123,17 +177,31 @@ Entry = (
     | TimerFired
     | EventReceived
     | WaitTimedOut
+    | Subscribed
+    | Unsubscribed
+    | MessagePublished
+    | MessageReceived
+    | WorkflowRecurred
 )
 
 #: Entries that belong to one of the workflow's durable calls.
 CallEntry = (
-    ActivityCompleted | ActivityFailed | WaitStarted | TimerFired | EventReceived | WaitTimedOut
+    ActivityCompleted
+    | ActivityFailed
+    | WaitStarted
+    | TimerFired
+    | EventReceived
+    | WaitTimedOut
+    | Subscribed
+    | Unsubscribed
+    | MessagePublished
+    | MessageReceived
 )
 CALL_ENTRY_TYPES = (ActivityCompleted, ActivityFailed, WaitStarted, TimerFired, EventReceived,
-                    WaitTimedOut)
+                    WaitTimedOut, Subscribed, Unsubscribed, MessagePublished, MessageReceived)
 
 #: Entries after which an instance never runs again.
-TERMINAL_KINDS = frozenset({"workflow_completed", "workflow_failed"})
+TERMINAL_KINDS = frozenset({"workflow_completed", "workflow_failed", "workflow_recurred"})
 
 
 def kind_of(entry: Entry) -> str:

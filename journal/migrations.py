@@ -37,9 +37,17 @@ def _v2_waits_and_events(conn: Connection) -> None:
     )
 
 
+def _v3_channels_and_recur(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[
+        schema.channel_messages, schema.subscriptions, schema.channel_deliveries,
+        schema.journal_archive,
+    ])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
     (2, "durable waits, events and their deliveries", _v2_waits_and_events),
+    (3, "channels, subscriptions, deliveries and the journal archive", _v3_channels_and_recur),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

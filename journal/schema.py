@@ -106,6 +106,59 @@ event_deliveries = sa.Table(
 )
 sa.Index("edda_event_deliveries_event", event_deliveries.c.event_id)
 
+#: Channel messages. A competing message is claimed by one instance, then deleted
+#: when its receipt is journaled; a broadcast message stays until retention ends.
+channel_messages = sa.Table(
+    "edda_channel_messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("message_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Column("data", sa.Text, nullable=True),
+    sa.Column("data_bytes", sa.LargeBinary, nullable=True),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("target_instance_id", sa.String(255), nullable=True),
+    sa.Column("published_at", sa.Double, nullable=False),
+    sa.Column("claimed_by", sa.String(255), nullable=True),
+)
+sa.Index("edda_channel_messages_channel", channel_messages.c.channel, channel_messages.c.id)
+sa.Index("edda_channel_messages_claimed", channel_messages.c.claimed_by)
+sa.Index("edda_channel_messages_published", channel_messages.c.published_at)
+
+#: Channel subscriptions; ``address`` is the channel a direct subscription maps to.
+subscriptions = sa.Table(
+    "edda_subscriptions",
+    metadata,
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(255), primary_key=True),
+    sa.Column("address", sa.String(255), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("since", sa.Double, nullable=False),
+)
+sa.Index("edda_subscriptions_address", subscriptions.c.address)
+
+#: Which subscriber received which broadcast message.
+channel_deliveries = sa.Table(
+    "edda_channel_deliveries",
+    metadata,
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("message_row", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True),
+)
+sa.Index("edda_channel_deliveries_message", channel_deliveries.c.message_row)
+
+#: Journals of instances that continued as new (``ctx.recur``).
+journal_archive = sa.Table(
+    "edda_journal_archive",
+    metadata,
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
 #: Statuses from which an instance still has work to do.
 UNFINISHED_STATUSES = ("running", "compensating")
 

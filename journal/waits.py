@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from edda.journal import schema
+from edda.journal.channels import release_instance_channels
 from edda.journal.codec import decode_json, encode_json
 from edda.journal.nodes import Claimed
 
@@ -81,24 +82,33 @@ def add_wait(instance_id: str, position: str, kind: str, key: str | None,
     return effect
 
 
-def end_wait(instance_id: str, position: str,
-             delivered_event: int | None = None) -> Callable[[Connection], None]:
-    """Effect: the wait is over; record the delivery of an event if there was one."""
+def end_wait(instance_id: str, position: str) -> Callable[[Connection], None]:
+    """Effect: the wait is over."""
 
     def effect(conn: Connection) -> None:
         conn.execute(_END_WAIT, {"iid": instance_id, "pos": position})
-        if delivered_event is not None:
-            conn.execute(_DELIVERED, {"instance_id": instance_id, "event_id": delivered_event,
-                                      "delivered_at": time.time()})
+
+    return effect
+
+
+def mark_delivered(instance_id: str, event_id: int) -> Callable[[Connection], None]:
+    """Effect: this event reached this instance (it never will again)."""
+
+    def effect(conn: Connection) -> None:
+        conn.execute(_DELIVERED, {"instance_id": instance_id, "event_id": event_id,
+                                  "delivered_at": time.time()})
 
     return effect
 
 
 def end_all_waits(instance_id: str) -> Callable[[Connection], None]:
-    """Effect: the instance finished; no wait of it is pending any more."""
+    """Effect: the instance finished: no wait of it is pending any more, and it
+    subscribes to nothing (its unreceived competing claims go back to the queue)."""
+    release = release_instance_channels(instance_id)
 
     def effect(conn: Connection) -> None:
         conn.execute(sa.delete(_w).where(_w.c.instance_id == instance_id))
+        release(conn)
 
     return effect
 

@@ -14,12 +14,14 @@ import logging
 import os
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from edda.actors.leases import NodeLease
 from edda.actors.recovery import Recovery
 from edda.actors.tasks import cancel_and_wait
 from edda.actors.timers import TimerService
+from edda.journal.channels import insert_message, new_message_id
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.entries import WorkflowStarted, kind_of
@@ -39,7 +41,6 @@ from edda.runtime.retry import RetryPolicy
 from edda.transports.inproc import InProcTransport
 
 if TYPE_CHECKING:
-    from datetime import datetime
     from types import TracebackType
 
     from edda.runtime.hooks import WorkflowHooks
@@ -146,7 +147,7 @@ class EddaApp:
         self._recovery: Recovery | None = None
         self._timers: TimerService | None = None
         self._wake_task: asyncio.Task[None] | None = None
-        self._runner = InstanceRunner(self.worker_id, hooks=hooks,
+        self._runner = InstanceRunner(self.worker_id, service_name=service_name, hooks=hooks,
                                       default_retry_policy=default_retry_policy,
                                       idle_seconds=idle_seconds)
         self.supervisor = self._runner.supervisor
@@ -253,9 +254,12 @@ class EddaApp:
             await self.supervisor.stop(instance_id)
             raise
         outcome = await waiter
+        final_id = instance_id
+        while final_id in self._runner.final_ids:  # it recurred: Edda returns the newest id
+            final_id = self._runner.final_ids.pop(final_id)
         if outcome.error is not None:
             raise outcome.error
-        return instance_id
+        return final_id
 
     async def _lost_lease(self) -> None:
         await self.supervisor.stop_all()
@@ -285,6 +289,29 @@ class EddaApp:
             waiting = await event_waiters(conn, normalized.type, normalized.target_instance_id)
         for instance_id in waiting:
             await self.wake(instance_id)
+
+    async def publish(self, channel: str, data: dict[str, Any] | bytes,
+                      metadata: dict[str, Any] | None = None, *,
+                      target_instance_id: str | None = None) -> str:
+        """Publish a channel message from outside any workflow; returns its id.
+
+        Returns once the message is committed; then wakes its receivers.
+
+        Raises:
+            RuntimeError: If the app is not initialized.
+            TypeError, ValueError: For unstorable data or an empty channel name.
+        """
+        from edda.runtime.channels import check_payload, wake_receivers
+
+        if not self._initialized or self._writer is None:
+            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        payload, raw, meta = check_payload(channel, data, metadata)
+        meta["published_at"] = datetime.now(UTC).isoformat()
+        message_id = new_message_id()
+        await self._writer.run(insert_message(message_id, channel, payload, raw, meta,
+                                              target_instance_id))
+        await wake_receivers(self._db, self.wake, channel)
+        return message_id
 
     async def wake(self, instance_id: str) -> None:
         """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""

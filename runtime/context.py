@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from edda.journal.codec import encode_entry, encode_json
+from edda.journal.entries import WorkflowRecurred, WorkflowStarted, kind_of
+from edda.journal.group_commit import InstanceChange
+from edda.journal.recur import continue_as_new
 
 if TYPE_CHECKING:
     from edda.runtime.replay import InstanceRun
+
+
+class Recurred(BaseException):
+    """Unwinds a workflow that called ``ctx.recur()``; user code cannot catch it
+    with ``except Exception``."""
+
+    def __init__(self, new_instance_id: str, started: WorkflowStarted, created_at: float) -> None:
+        super().__init__(new_instance_id)
+        self.new_instance_id = new_instance_id
+        self.started = started
+        self.created_at = created_at
 
 
 class WorkflowContext:
@@ -28,6 +46,8 @@ class WorkflowContext:
         self._counters: dict[str, int] = {}
         self._calls = 0
         self._positions: set[str] = set()
+        #: channel -> (mode, address, since), rebuilt as the workflow (re)runs.
+        self._subscriptions: dict[str, tuple[str, str, float]] = {}
 
     @property
     def is_replaying(self) -> bool:
@@ -61,6 +81,51 @@ class WorkflowContext:
         call = self._calls
         self._calls += 1
         return position, call
+
+    async def recur(self, **kwargs: Any) -> NoReturn:
+        """Continue as a new instance of this workflow with ``kwargs`` as input.
+
+        The current journal is archived and the new instance starts with a fresh
+        one (Edda's ``recur``). Subscriptions (except direct mailboxes, which
+        belong to an instance id) carry over with their delivery progress, so a
+        ``subscribe -> receive -> process -> recur`` loop loses no message. The
+        call does not return.
+
+        Raises:
+            TypeError: If ``kwargs`` do not fit the workflow's parameters.
+        """
+        from edda.runtime.registry import get_workflow
+
+        run = self._run
+        if run.fatal is not None:
+            raise run.fatal
+        wf = get_workflow(self.workflow_name)
+        if wf is None:
+            raise RuntimeError(f"workflow {self.workflow_name!r} is not registered")
+        stored = wf.prepare_input(kwargs)
+        new_id = f"{self.workflow_name}-{uuid.uuid4().hex}"
+        carried = [
+            {"channel": channel, "mode": mode, "address": address, "since": since}
+            for channel, (mode, address, since) in self._subscriptions.items()
+            if mode != "direct"
+        ]
+        started = WorkflowStarted(workflow_name=self.workflow_name, input=stored,
+                                  continued_from=self.instance_id, subscriptions=carried)
+        now = time.time()
+        row = {
+            "instance_id": new_id, "workflow_name": self.workflow_name, "status": "running",
+            "input": encode_json(stored), "source_hash": wf.source_hash,
+            "owner_service": run.service_name, "continued_from": self.instance_id,
+            "owner_node": self.worker_id, "epoch": 1, "started_at": now, "updated_at": now,
+        }
+        actor = run.actor
+        await actor.append(
+            WorkflowRecurred(new_instance_id=new_id, input=stored),
+            InstanceChange(status="recurred", output=encode_json({"recur_kwargs": stored})),
+            effects=continue_as_new(self.instance_id, actor.next_seq, row, kind_of(started),
+                                    encode_entry(started)),
+        )
+        raise Recurred(new_id, started, now)
 
     def __repr__(self) -> str:
         return (

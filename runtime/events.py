@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from edda.journal.entries import EventReceived
-from edda.journal.waits import StoredEvent, next_event
+from edda.journal.waits import mark_delivered, next_event
 from edda.runtime.context import WorkflowContext
 from edda.runtime.hooks import fire
 from edda.runtime.registry import current_app
 from edda.runtime.serialization import restore, to_jsonable
 from edda.runtime.timers import check_seconds
-from edda.runtime.waits import durable_wait
+from edda.runtime.waits import Delivery, durable_wait
 
 M = TypeVar("M")
 
@@ -168,9 +168,17 @@ async def _wait_event(ctx: WorkflowContext, position: str, call: int, event_type
                       timeout: float | None, model: type[Any] | None) -> ReceivedEvent:
     run = ctx._run
 
-    async def poll() -> StoredEvent | None:
+    async def poll() -> Delivery | None:
         async with run.db.read() as conn:
-            return await next_event(conn, ctx.instance_id, event_type, run.started_at)
+            found = await next_event(conn, ctx.instance_id, event_type, run.started_at)
+        if found is None:
+            return None
+        return Delivery(
+            lambda position, call: EventReceived(position=position, call=call,
+                                                 event_id=found.id, event=found.attributes,
+                                                 data_bytes=found.data_bytes),
+            mark_delivered(ctx.instance_id, found.id),
+        )
 
     entry, live = await durable_wait(
         ctx, position, call, operation=f"wait_event {event_type!r}", wait_type="event",

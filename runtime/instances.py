@@ -19,7 +19,7 @@ from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
 from edda.journal.entries import WorkflowFailed
 from edda.journal.group_commit import InstanceChange
-from edda.journal.store import get_instance_row, next_seq, read_journal
+from edda.journal.store import Record, get_instance_row, next_seq, read_journal
 from edda.journal.waits import claim_instance, end_all_waits
 from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from edda.journal.database import Database
     from edda.journal.group_commit import GroupCommitWriter
     from edda.journal.nodes import Claimed
-    from edda.journal.store import Record
+    from edda.runtime.context import Recurred
     from edda.runtime.retry import RetryPolicy
     from edda.transports.base import Transport
 
@@ -50,18 +50,22 @@ class InstanceRunner:
         self,
         node_id: str,
         *,
+        service_name: str | None = None,
         hooks: Any,
         default_retry_policy: RetryPolicy | None,
         idle_seconds: float,
     ) -> None:
         self.node_id = node_id
+        self.service_name = service_name
         self.hooks = hooks
         self.default_retry_policy = default_retry_policy
         self.supervisor = Supervisor(self.give_up)
         self.waits = Waits(self._require_writer, node_id, idle_seconds=idle_seconds,
                            on_suspended=self.suspended, stop_actor=self.supervisor.stop,
-                           after_passivation=self._after_passivation)
+                           after_passivation=self._after_passivation, notify=self.wake)
         self._waiters: dict[str, asyncio.Future[Outcome]] = {}
+        #: For start() callers: the instance a recurring one continued as.
+        self.final_ids: dict[str, str] = {}
         self._db: Database | None = None
         self._writer: GroupCommitWriter | None = None
         self._timers: TimerService | None = None
@@ -139,12 +143,28 @@ class InstanceRunner:
         try:
             outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
                                          default_retry_policy=self.default_retry_policy,
-                                         host=self.waits, db=db)
+                                         host=self.waits, db=db,
+                                         service_name=self.service_name)
         except ActorStopped as exc:
             self.settle(instance_id, Outcome(error=InstanceTakenOverError(
                 f"{exc}; its outcome is available from get_instance({instance_id!r})")))
             raise
+        if outcome.recurred is not None:
+            self._continue(instance_id, workflow_name, outcome.recurred)
+            return
         self.settle(instance_id, outcome)
+
+    def _continue(self, instance_id: str, workflow_name: str, recurred: Recurred) -> None:
+        """Run the instance a recur created; whoever waited on the old one now waits on it."""
+        new_id = recurred.new_instance_id
+        waiter = self._waiters.pop(instance_id, None)
+        if waiter is not None:
+            self._waiters[new_id] = waiter
+            self.final_ids[instance_id] = new_id
+        self.activate(new_id, workflow_name, 1,
+                      [Record(0, recurred.started, recurred.created_at)])
+        asyncio.get_running_loop().create_task(fire(
+            self.hooks, "on_workflow_start", new_id, workflow_name, recurred.started.input))
 
     async def give_up(self, instance_id: str, error: BaseException) -> None:
         """Park an instance whose actor keeps crashing as failed, with the error.

@@ -32,6 +32,11 @@ _EVENT_TYPES = {
     "timer_fired": "TimerExpired",
     "event_received": "EventReceived",
     "wait_timed_out": "MessageTimeout",
+    "subscribed": "Subscribed",
+    "unsubscribed": "Unsubscribed",
+    "message_published": "MessagePublished",
+    "message_received": "ChannelMessageReceived",
+    "workflow_recurred": "WorkflowRecurred",
 }
 
 
@@ -91,6 +96,10 @@ def _history_item(instance_id: str, row: dict[str, Any]) -> dict[str, Any]:
         if kind == "activity_failed":
             data["activity_name"] = body["activity_name"]
             data["input"] = {"args": body.get("args", []), "kwargs": body.get("kwargs", {})}
+    elif kind == "message_received":
+        data = {"id": body["message_id"], "channel": body["channel"],
+                "data": {"_binary": True} if body.get("data_bytes") else body.get("data"),
+                "metadata": body.get("metadata", {}), "published_at": iso(body["published_at"])}
     elif kind == "event_received":
         event = body["event"]
         data = {**event, "event_row": body["event_id"]}

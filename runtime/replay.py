@@ -22,14 +22,20 @@ from edda.journal.entries import (
     ActivityCompleted,
     ActivityFailed,
     CallEntry,
+    EventReceived,
+    MessagePublished,
+    MessageReceived,
+    Subscribed,
+    Unsubscribed,
     WaitStarted,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowRecurred,
     WorkflowStarted,
 )
 from edda.journal.group_commit import InstanceChange
 from edda.journal.waits import end_all_waits
-from edda.runtime.context import WorkflowContext
+from edda.runtime.context import Recurred, WorkflowContext
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.hooks import fire
 from edda.runtime.serialization import (
@@ -52,10 +58,21 @@ log = logging.getLogger("edda.replay")
 
 def operation_of(entry: CallEntry) -> str:
     """The operation a call entry records, as named in non-determinism errors."""
-    if isinstance(entry, ActivityCompleted | ActivityFailed):
-        return f"activity {entry.activity_name!r}"
-    if isinstance(entry, WaitStarted):
-        return entry.operation
+    match entry:
+        case ActivityCompleted() | ActivityFailed():
+            return f"activity {entry.activity_name!r}"
+        case WaitStarted():
+            return entry.operation
+        case EventReceived():
+            return f"wait_event {entry.event.get('type')!r}"
+        case MessageReceived():
+            return f"receive {entry.channel!r}"
+        case Subscribed():
+            return f"subscribe {entry.channel!r}"
+        case Unsubscribed():
+            return f"unsubscribe {entry.channel!r}"
+        case MessagePublished():
+            return "send_to" if entry.direct else f"publish {entry.channel!r}"
     return type(entry).__name__
 
 
@@ -115,6 +132,8 @@ class RunHost(Protocol):
 
     def waiting_changed(self, run: InstanceRun) -> None: ...
 
+    async def notify(self, instance_id: str) -> None: ...
+
 
 @dataclass(eq=False)
 class InstanceRun:
@@ -126,6 +145,7 @@ class InstanceRun:
     host: RunHost
     db: Database
     started_at: float
+    service_name: str | None = None
     fatal: BaseException | None = field(default=None)
     waiting: int = 0
     blocked: int = 0
@@ -145,10 +165,11 @@ class Outcome:
     """How a run ended (or that it first suspended), for whoever waits on the instance."""
 
     def __init__(self, result: Any = None, error: BaseException | None = None,
-                 suspended: bool = False) -> None:
+                 suspended: bool = False, recurred: Recurred | None = None) -> None:
         self.result = result
         self.error = error
         self.suspended = suspended
+        self.recurred = recurred
 
 
 async def run_workflow(
@@ -160,6 +181,7 @@ async def run_workflow(
     default_retry_policy: RetryPolicy | None,
     host: RunHost,
     db: Database,
+    service_name: str | None = None,
 ) -> Outcome:
     """Replay and run one instance until it completes or fails.
 
@@ -173,8 +195,11 @@ async def run_workflow(
     if finished is not None:
         return finished
     run = InstanceRun(actor, ReplayIndex(actor.instance_id, actor.records), default_retry_policy,
-                      host, db, actor.records[0].created_at)
+                      host, db, actor.records[0].created_at, service_name)
     ctx = WorkflowContext(run, worker_id=worker_id, hooks=hooks)
+    for carried in started.subscriptions:
+        ctx._subscriptions[carried["channel"]] = (carried["mode"], carried["address"],
+                                                  carried["since"])
     host.attach(run)
     try:
         arguments = wf.build_arguments(started.input)
@@ -185,6 +210,9 @@ async def run_workflow(
     except (ActorStopped, asyncio.CancelledError):
         host.detach(run)
         raise
+    except Recurred as recurred:
+        host.detach(run)
+        return Outcome(recurred=recurred)
     except Exception as exc:
         host.detach(run)
         error = run.fatal if run.fatal is not None else exc
@@ -212,6 +240,8 @@ def _recorded_outcome(actor: WorkflowActor) -> Outcome | None:
             return Outcome(result=entry.result)
         if isinstance(entry, WorkflowFailed):
             return Outcome(error=rebuild_error(entry.error))
+        if isinstance(entry, WorkflowRecurred):
+            return Outcome(result=entry.new_instance_id)
     return None
 
 

@@ -18,19 +18,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edda.journal.entries import (
-    EventReceived,
     TimerFired,
     WaitStarted,
     WaitTimedOut,
 )
 from edda.journal.group_commit import InstanceChange
-from edda.journal.waits import StoredEvent, add_wait, end_wait, release_instance
+from edda.journal.waits import add_wait, end_wait, release_instance
 from edda.runtime.errors import NonDeterminismError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from edda.journal.entries import CallEntry
     from edda.journal.group_commit import GroupCommitWriter
     from edda.runtime.context import WorkflowContext
@@ -38,7 +40,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edda.waits")
 
-Poll = Callable[[], Awaitable[StoredEvent | None]]
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Something a wait can take: the entry that records it, and what else its
+    transaction must change (mark an event delivered, consume a message)."""
+
+    make_entry: Callable[[str, int], CallEntry]
+    effect: Callable[[Connection], None] | None = None
+
+
+Poll = Callable[[], Awaitable[Delivery | None]]
 
 
 async def durable_wait(
@@ -75,6 +86,13 @@ async def durable_wait(
         assert isinstance(started, WaitStarted)
         until = started.deadline
     else:
+        if poll is not None:
+            # Something may be there already: take it without journaling a wait.
+            found = await poll()
+            if found is not None:
+                entry = found.make_entry(position, call)
+                await actor.append(entry, effects=found.effect)
+                return entry, True
         until = deadline()
         await actor.append(
             WaitStarted(position=position, call=call, operation=operation, wait_type=wait_type,
@@ -92,9 +110,8 @@ async def durable_wait(
             if poll is not None:
                 found = await poll()
                 if found is not None:
-                    entry = EventReceived(position=position, call=call, event_id=found.id,
-                                          event=found.attributes, data_bytes=found.data_bytes)
-                    await _resolve(run, entry, position, delivered=found.id)
+                    entry = found.make_entry(position, call)
+                    await _resolve(run, entry, position, found.effect)
                     return entry, True
             now = time.time()
             if until is not None and now >= until:
@@ -120,12 +137,18 @@ async def durable_wait(
 
 
 async def _resolve(run: InstanceRun, entry: CallEntry, position: str,
-                   delivered: int | None = None) -> None:
+                   effect: Callable[[Connection], None] | None = None) -> None:
     actor = run.actor
     # The instance is running again unless another of its waits is still pending.
     status = "running" if run.waiting <= 1 else None
-    await actor.append(entry, InstanceChange(status=status),
-                       effects=end_wait(actor.instance_id, position, delivered))
+    ended = end_wait(actor.instance_id, position)
+
+    def effects(conn: Connection) -> None:
+        ended(conn)
+        if effect is not None:
+            effect(conn)
+
+    await actor.append(entry, InstanceChange(status=status), effects=effects)
 
 
 def _idle(run: InstanceRun) -> bool:
@@ -145,6 +168,7 @@ class Waits:
         on_suspended: Callable[[str], None],
         stop_actor: Callable[[str], Awaitable[None]],
         after_passivation: Callable[[str, bool], Awaitable[None]],
+        notify: Callable[[str], Awaitable[None]],
     ) -> None:
         self._writer = writer
         self._node_id = node_id
@@ -152,6 +176,7 @@ class Waits:
         self._on_suspended = on_suspended
         self._stop_actor = stop_actor
         self._after_passivation = after_passivation
+        self._notify = notify
         self.runs: dict[str, InstanceRun] = {}
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self.passivated = 0
@@ -166,6 +191,10 @@ class Waits:
         handle = self._idle.pop(instance_id, None)
         if handle is not None:
             handle.cancel()
+
+    async def notify(self, instance_id: str) -> None:
+        """Wake an instance wherever it is (resident here, passivated, elsewhere)."""
+        await self._notify(instance_id)
 
     def wake(self, instance_id: str) -> bool:
         """Tell a resident instance that something arrived; False if it is not resident."""

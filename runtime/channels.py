@@ -1,0 +1,320 @@
+"""Channels between workflows: subscribe, receive, publish, send_to.
+
+Modes: **broadcast** (every subscriber receives every message published after
+it subscribed, in order), **competing** (each message goes to exactly one
+subscriber; messages wait in the queue until one takes them) and **direct**
+(a mailbox per instance: ``send_to`` reaches it, and it receives everything sent
+to it since the instance started).
+
+Inside a workflow every one of these calls is journaled: a replay neither
+subscribes, publishes nor receives twice. A message is stored before anyone is
+woken; lost wake-ups are found by the recovery sweep.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from edda.journal.channels import (
+    ChannelModeConflictError,
+    StoredMessage,
+    claim_message,
+    consume,
+    insert_message,
+    new_message_id,
+    next_broadcast,
+    subscribers,
+    waiting_receivers,
+)
+from edda.journal.channels import (
+    subscribe as subscribe_effect,
+)
+from edda.journal.channels import (
+    unsubscribe as unsubscribe_effect,
+)
+from edda.journal.entries import MessagePublished, MessageReceived, Subscribed, Unsubscribed
+from edda.runtime.context import WorkflowContext
+from edda.runtime.errors import NonDeterminismError
+from edda.runtime.serialization import to_jsonable
+from edda.runtime.timers import check_seconds
+from edda.runtime.waits import Delivery, durable_wait
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from edda.journal.database import Database
+    from edda.journal.entries import CallEntry
+    from edda.runtime.app import EddaApp
+
+MODES = ("broadcast", "competing", "direct")
+
+__all__ = ["ChannelMessage", "ChannelModeConflictError", "ChannelNotSubscribedError", "publish",
+           "receive", "send_to", "subscribe", "unsubscribe"]
+
+
+class ChannelNotSubscribedError(ValueError):
+    """``receive`` on a channel the workflow has not subscribed to."""
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """A message as `receive` returns it."""
+
+    id: str
+    channel: str
+    data: dict[str, Any] | bytes | Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    published_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def _check_channel(channel: object) -> str:
+    if not isinstance(channel, str):
+        raise TypeError(f"channel must be a string, got {type(channel).__name__}")
+    if not channel.strip():
+        raise ValueError("channel must be a non-empty string")
+    return channel
+
+
+def _check_ctx(ctx: object, name: str) -> WorkflowContext:
+    if not isinstance(ctx, WorkflowContext):
+        raise TypeError(f"{name}() must be called inside a workflow with its WorkflowContext "
+                        f"as first argument, got {type(ctx).__name__}")
+    return ctx
+
+
+def _recorded(ctx: WorkflowContext, position: str, call: int, operation: str
+              ) -> list[CallEntry] | None:
+    run = ctx._run
+    if run.fatal is not None:
+        raise run.fatal
+    try:
+        return run.index.lookup(position, call, operation)
+    except NonDeterminismError as exc:
+        run.fatal = exc
+        raise
+
+
+def _payload(data: object, what: str) -> tuple[Any, bytes | None]:
+    if isinstance(data, bytes | bytearray):
+        return None, bytes(data)
+    return to_jsonable(data, what=what), None
+
+
+def check_payload(channel: str, data: object, metadata: dict[str, Any] | None
+                  ) -> tuple[Any, bytes | None, dict[str, Any]]:
+    """Validate a message: (JSON data or None, raw bytes or None, JSON metadata).
+
+    Raises:
+        TypeError: If data or metadata cannot be stored.
+        ValueError: For an empty channel name.
+    """
+    _check_channel(channel)
+    payload, raw = _payload(data, f"data published on channel {channel!r}")
+    meta = to_jsonable(dict(metadata or {}), what="message metadata")
+    assert isinstance(meta, dict)
+    return payload, raw, meta
+
+
+# -- subscriptions ----------------------------------------------------------------
+
+def subscribe(ctx: WorkflowContext, channel: str, mode: str = "broadcast"
+              ) -> Coroutine[Any, Any, None]:
+    """Subscribe the workflow to ``channel`` (journaled; a replay does not repeat it).
+
+    Raises:
+        ValueError: For an unknown mode or an empty channel name.
+        ChannelModeConflictError: If the channel has subscribers in another mode.
+    """
+    _check_ctx(ctx, "subscribe")
+    _check_channel(channel)
+    if mode not in MODES:
+        raise ValueError(f"Invalid subscription mode: {mode}. Must be 'broadcast', "
+                         "'competing', or 'direct'")
+    position, call = ctx._reserve("subscribe", None)
+    return _subscribe(ctx, position, call, channel, mode)
+
+
+async def _subscribe(ctx: WorkflowContext, position: str, call: int, channel: str,
+                     mode: str) -> None:
+    entries = _recorded(ctx, position, call, f"subscribe {channel!r}")
+    if entries is not None:
+        entry = entries[-1]
+        assert isinstance(entry, Subscribed)
+        ctx._subscriptions[channel] = (entry.mode, entry.address, entry.since)
+        return
+    address = f"{channel}:{ctx.instance_id}" if mode == "direct" else channel
+    current = ctx._subscriptions.get(channel)
+    # Subscribing again keeps the original start, so nothing in between is missed.
+    if current is not None and current[0] == mode:
+        since = current[2]
+    else:
+        since = ctx._run.started_at if mode == "direct" else time.time()
+    entry = Subscribed(position=position, call=call, channel=channel, mode=mode,
+                       address=address, since=since)
+    await ctx._run.actor.append(
+        entry, effects=subscribe_effect(ctx.instance_id, channel, address, mode, since))
+    ctx._subscriptions[channel] = (mode, address, since)
+
+
+def unsubscribe(ctx: WorkflowContext, channel: str) -> Coroutine[Any, Any, None]:
+    """Leave ``channel``; competing messages claimed but not received go back to the queue."""
+    _check_ctx(ctx, "unsubscribe")
+    _check_channel(channel)
+    position, call = ctx._reserve("unsubscribe", None)
+    return _unsubscribe(ctx, position, call, channel)
+
+
+async def _unsubscribe(ctx: WorkflowContext, position: str, call: int, channel: str) -> None:
+    if _recorded(ctx, position, call, f"unsubscribe {channel!r}") is None:
+        await ctx._run.actor.append(
+            Unsubscribed(position=position, call=call, channel=channel),
+            effects=unsubscribe_effect(ctx.instance_id, channel))
+    ctx._subscriptions.pop(channel, None)
+
+
+# -- receiving --------------------------------------------------------------------
+
+def receive(ctx: WorkflowContext, channel: str, timeout_seconds: float | None = None,
+            message_id: str | None = None) -> Coroutine[Any, Any, ChannelMessage]:
+    """The next message on a subscribed channel; waits durably until one comes.
+
+    Raises:
+        ChannelNotSubscribedError: If the workflow has not subscribed to ``channel``.
+        TimeoutError: If ``timeout_seconds`` pass first.
+    """
+    _check_ctx(ctx, "receive")
+    _check_channel(channel)
+    timeout = None if timeout_seconds is None else check_seconds(timeout_seconds,
+                                                                 "timeout_seconds")
+    position, call = ctx._reserve(f"receive_{channel}", message_id)
+    return _receive(ctx, position, call, channel, timeout)
+
+
+async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
+                   timeout: float | None) -> ChannelMessage:
+    run = ctx._run
+    subscription = ctx._subscriptions.get(channel)
+    recorded = run.index.by_call.get(call)
+    if subscription is None and recorded is None:
+        raise ChannelNotSubscribedError(
+            f"workflow {ctx.workflow_name!r} is not subscribed to channel {channel!r}; "
+            f"call 'await subscribe(ctx, {channel!r}, mode=...)' before receive()")
+    mode, address, since = subscription or ("broadcast", channel, 0.0)
+    iid = ctx.instance_id
+
+    def delivery(message: StoredMessage, competing: bool) -> Delivery:
+        return Delivery(
+            lambda pos, n: MessageReceived(
+                position=pos, call=n, channel=channel, message_id=message.message_id,
+                row_id=message.row_id, data=message.data, data_bytes=message.data_bytes,
+                metadata=message.metadata, published_at=message.published_at),
+            consume(iid, message, competing))
+
+    async def poll() -> Delivery | None:
+        if mode == "competing":
+            claimed = await run.actor.run_job(claim_message(address, iid))
+            return None if claimed is None else delivery(claimed, True)
+        async with run.db.read() as conn:
+            found = await next_broadcast(conn, address, iid, since)
+        return None if found is None else delivery(found, False)
+
+    entry, _live = await durable_wait(
+        ctx, position, call, operation=f"receive {channel!r}", wait_type="channel",
+        key=address, deadline=lambda: None if timeout is None else time.time() + timeout,
+        status="waiting_for_message", poll=poll,
+    )
+    if not isinstance(entry, MessageReceived):
+        raise TimeoutError(f"Message on channel '{channel}' did not arrive within timeout")
+    return ChannelMessage(
+        id=entry.message_id, channel=channel,
+        data=entry.data_bytes if entry.data_bytes is not None else entry.data,
+        metadata=dict(entry.metadata),
+        published_at=datetime.fromtimestamp(entry.published_at, UTC))
+
+
+# -- publishing -------------------------------------------------------------------
+
+async def wake_receivers(db: Database, notify: Any, address: str) -> None:
+    """Wake whoever waits on ``address``: every broadcast receiver, one competing one."""
+    async with db.read() as conn:
+        waiting = await waiting_receivers(conn, address)
+        modes = {mode for _, mode in await subscribers(conn, address)}
+    if "competing" in modes and waiting:
+        waiting = [random.choice(waiting)]
+    for instance_id in waiting:
+        await notify(instance_id)
+
+
+def publish(ctx_or_app: WorkflowContext | EddaApp, channel: str, data: dict[str, Any] | bytes,
+            metadata: dict[str, Any] | None = None, *, target_instance_id: str | None = None
+            ) -> Coroutine[Any, Any, str]:
+    """Publish a message; returns its id. Journaled when called in a workflow.
+
+    Raises:
+        TypeError: If ``data`` is neither bytes nor JSON-compatible.
+        ValueError: For an empty channel name.
+    """
+    payload, raw, extra = check_payload(channel, data, metadata)
+    if isinstance(ctx_or_app, WorkflowContext):
+        ctx = ctx_or_app
+        position, call = ctx._reserve("publish", None)
+        return _publish_durably(ctx, position, call, channel, channel, payload, raw, extra,
+                                target_instance_id)
+    return ctx_or_app.publish(channel, data, metadata, target_instance_id=target_instance_id)
+
+
+def send_to(ctx: WorkflowContext, instance_id: str, data: dict[str, Any] | bytes,
+            channel: str = "__direct__", metadata: dict[str, Any] | None = None
+            ) -> Coroutine[Any, Any, bool]:
+    """Send to one instance's direct mailbox (``subscribe(ctx, channel, mode="direct")``).
+
+    Returns:
+        Whether the receiver subscribes to that mailbox (the message is kept either
+        way and reaches it once it does).
+    """
+    _check_ctx(ctx, "send_to")
+    _check_channel(channel)
+    if not isinstance(instance_id, str) or not instance_id:
+        raise ValueError("instance_id must be a non-empty string")
+    payload, raw, extra = check_payload(channel, data, metadata)
+    position, call = ctx._reserve("send_to", None)
+
+    async def run() -> bool:
+        subscribed = await _publish_durably(ctx, position, call, channel,
+                                            f"{channel}:{instance_id}", payload, raw, extra,
+                                            instance_id, direct=True)
+        return bool(subscribed)
+
+    return run()
+
+
+async def _publish_durably(ctx: WorkflowContext, position: str, call: int, channel: str,
+                           address: str, payload: Any, raw: bytes | None,
+                           metadata: dict[str, Any], target: str | None,
+                           direct: bool = False) -> Any:
+    operation = "send_to" if direct else f"publish {channel!r}"
+    entries = _recorded(ctx, position, call, operation)
+    if entries is not None:
+        entry = entries[-1]
+        assert isinstance(entry, MessagePublished)
+        return entry.receiver_subscribed if direct else entry.message_id
+    run = ctx._run
+    message_id = new_message_id()
+    now = datetime.now(UTC).isoformat()
+    meta = {**metadata, "published_at": now, "source_instance_id": ctx.instance_id}
+    if direct:
+        meta["sent_at"] = now
+    subscribed = False
+    if direct:
+        async with run.db.read() as conn:
+            subscribed = any(i == target for i, _ in await subscribers(conn, address))
+    await run.actor.append(
+        MessagePublished(position=position, call=call, channel=address, message_id=message_id,
+                         receiver_subscribed=subscribed, direct=direct),
+        effects=insert_message(message_id, address, payload, raw, meta, target))
+    await wake_receivers(run.db, run.host.notify, address)
+    return subscribed if direct else message_id
