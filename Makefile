@@ -29,6 +29,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py --postgres
 	$(BIN)/python benchmarks/waits.py
+	$(BIN)/python benchmarks/channels.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -88,6 +88,39 @@ def insert_message(message_id: str, channel: str, data: Any, data_bytes: bytes |
     return effect
 
 
+async def is_subscribed(conn: AsyncConnection, instance_id: str, address: str) -> bool:
+    """Whether the instance subscribes to the address."""
+    row = (await conn.execute(sa.select(_s.c.mode).where(
+        _s.c.instance_id == instance_id, _s.c.address == address))).first()
+    return row is not None
+
+
+@dataclass(slots=True)
+class Audience:
+    """Who a freshly stored message may wake, read in the transaction that stored it."""
+
+    waiting: list[str]
+    modes: set[str]
+
+
+def store_message(message_id: str, address: str, data: Any, data_bytes: bytes | None,
+                  metadata: dict[str, Any], target_instance_id: str | None,
+                  audience: list[Audience]) -> Callable[[Connection], None]:
+    """Effect: store a message and note (in ``audience``) who waits for it, so the
+    publisher can wake them without another round trip."""
+    insert = insert_message(message_id, address, data, data_bytes, metadata, target_instance_id)
+
+    def effect(conn: Connection) -> None:
+        insert(conn)
+        waiting = list(conn.execute(sa.select(_w.c.instance_id).where(
+            _w.c.kind == "channel", _w.c.key == address).distinct()).scalars())
+        subs = conn.execute(sa.select(_s.c.instance_id, _s.c.mode).where(
+            _s.c.address == address)).all()
+        audience.append(Audience(waiting, {r.mode for r in subs}))
+
+    return effect
+
+
 def subscribe(instance_id: str, channel: str, address: str, mode: str,
               since: float) -> Callable[[Connection], None]:
     """Effect: add (or keep) a subscription; refuses a second mode on one address.
@@ -187,20 +220,6 @@ def consume(instance_id: str, message: StoredMessage,
                                               message_row=message.row_id))
 
     return effect
-
-
-async def subscribers(conn: AsyncConnection, address: str) -> list[tuple[str, str]]:
-    """(instance_id, mode) of every subscriber of an address."""
-    rows = await conn.execute(sa.select(_s.c.instance_id, _s.c.mode).where(
-        _s.c.address == address))
-    return [(r.instance_id, r.mode) for r in rows]
-
-
-async def waiting_receivers(conn: AsyncConnection, address: str) -> list[str]:
-    """Instances blocked in ``receive`` on an address."""
-    rows = await conn.execute(sa.select(_w.c.instance_id).where(
-        _w.c.kind == "channel", _w.c.key == address).distinct())
-    return list(rows.scalars())
 
 
 async def receivers_with_pending_messages(conn: AsyncConnection, limit: int = 1000) -> list[str]:

@@ -21,7 +21,7 @@ from edda.actors.leases import NodeLease
 from edda.actors.recovery import Recovery
 from edda.actors.tasks import cancel_and_wait
 from edda.actors.timers import TimerService
-from edda.journal.channels import insert_message, new_message_id
+from edda.journal.channels import Audience, new_message_id, store_message
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.entries import WorkflowStarted, kind_of
@@ -199,6 +199,7 @@ class EddaApp:
         await self._recovery.stop()
         await self._timers.stop()
         await self.supervisor.stop_all()
+        await self.waits.close()
         await cancel_and_wait(self._wake_task)
         self._runner.fail_waiters(
             "the app shut down before the workflow finished; it resumes when an app "
@@ -308,9 +309,10 @@ class EddaApp:
         payload, raw, meta = check_payload(channel, data, metadata)
         meta["published_at"] = datetime.now(UTC).isoformat()
         message_id = new_message_id()
-        await self._writer.run(insert_message(message_id, channel, payload, raw, meta,
-                                              target_instance_id))
-        await wake_receivers(self._db, self.wake, channel)
+        audience: list[Audience] = []
+        await self._writer.run(store_message(message_id, channel, payload, raw, meta,
+                                             target_instance_id, audience))
+        await wake_receivers(self.wake, audience[0], target_instance_id)
         return message_id
 
     async def wake(self, instance_id: str) -> None:

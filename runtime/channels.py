@@ -20,15 +20,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from edda.journal.channels import (
+    Audience,
     ChannelModeConflictError,
     StoredMessage,
     claim_message,
     consume,
-    insert_message,
+    is_subscribed,
     new_message_id,
     next_broadcast,
-    subscribers,
-    waiting_receivers,
+    store_message,
 )
 from edda.journal.channels import (
     subscribe as subscribe_effect,
@@ -46,7 +46,6 @@ from edda.runtime.waits import Delivery, durable_wait
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
-    from edda.journal.database import Database
     from edda.journal.entries import CallEntry
     from edda.runtime.app import EddaApp
 
@@ -238,12 +237,12 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
 
 # -- publishing -------------------------------------------------------------------
 
-async def wake_receivers(db: Database, notify: Any, address: str) -> None:
-    """Wake whoever waits on ``address``: every broadcast receiver, one competing one."""
-    async with db.read() as conn:
-        waiting = await waiting_receivers(conn, address)
-        modes = {mode for _, mode in await subscribers(conn, address)}
-    if "competing" in modes and waiting:
+async def wake_receivers(notify: Any, audience: Audience, target: str | None) -> None:
+    """Wake whoever waits for a new message: every broadcast receiver, one competing one."""
+    waiting = audience.waiting
+    if target is not None:
+        waiting = [i for i in waiting if i == target]
+    elif "competing" in audience.modes and waiting:
         waiting = [random.choice(waiting)]
     for instance_id in waiting:
         await notify(instance_id)
@@ -309,12 +308,13 @@ async def _publish_durably(ctx: WorkflowContext, position: str, call: int, chann
     if direct:
         meta["sent_at"] = now
     subscribed = False
-    if direct:
+    if direct and target is not None:  # send_to's answer is journaled, so read it first
         async with run.db.read() as conn:
-            subscribed = any(i == target for i, _ in await subscribers(conn, address))
+            subscribed = await is_subscribed(conn, target, address)
+    audience: list[Audience] = []
     await run.actor.append(
         MessagePublished(position=position, call=call, channel=address, message_id=message_id,
                          receiver_subscribed=subscribed, direct=direct),
-        effects=insert_message(message_id, address, payload, raw, meta, target))
-    await wake_receivers(run.db, run.host.notify, address)
+        effects=store_message(message_id, address, payload, raw, meta, target, audience))
+    await wake_receivers(run.host.notify, audience[0], target)
     return subscribed if direct else message_id

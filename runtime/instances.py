@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
 from edda.actors.supervisor import Supervisor
+from edda.actors.tasks import cancel_and_wait
 from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
 from edda.journal.entries import WorkflowFailed
@@ -163,7 +164,7 @@ class InstanceRunner:
             self.final_ids[instance_id] = new_id
         self.activate(new_id, workflow_name, 1,
                       [Record(0, recurred.started, recurred.created_at)])
-        asyncio.get_running_loop().create_task(fire(
+        self.waits.spawn(fire(
             self.hooks, "on_workflow_start", new_id, workflow_name, recurred.started.input))
 
     async def give_up(self, instance_id: str, error: BaseException) -> None:
@@ -214,8 +215,7 @@ class InstanceRunner:
                     pending.add(task)
                     task.add_done_callback(pending.discard)
         finally:
-            for task in pending:
-                task.cancel()
+            await cancel_and_wait(*pending)
 
     async def _activate_idle(self, instance_id: str) -> None:
         """Run an instance no actor runs: free (passivated) to claim, or ours already."""

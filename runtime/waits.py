@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from edda.actors.tasks import cancel_and_wait
 from edda.journal.entries import (
     TimerFired,
     WaitStarted,
@@ -179,6 +180,7 @@ class Waits:
         self._notify = notify
         self.runs: dict[str, InstanceRun] = {}
         self._idle: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.passivated = 0
 
     def attach(self, run: InstanceRun) -> None:
@@ -216,7 +218,21 @@ class Waits:
         if _idle(run) and self.idle_seconds >= 0:
             loop = asyncio.get_running_loop()
             self._idle[instance_id] = loop.call_later(
-                self.idle_seconds, lambda: loop.create_task(self._passivate(run)))
+                self.idle_seconds, lambda: self.spawn(self._passivate(run)))
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run node work in the background; `close` waits for it."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Stop scheduling passivations and wait for those under way (before the
+        database they use goes away)."""
+        for handle in self._idle.values():
+            handle.cancel()
+        self._idle.clear()
+        await cancel_and_wait(*self._tasks)
 
     async def _passivate(self, run: InstanceRun) -> None:
         instance_id = run.actor.instance_id
