@@ -68,8 +68,7 @@ class Recovery:
 
     async def dead_nodes(self) -> list[str]:
         """Ids of other nodes whose lease expired or whose local process is gone."""
-        async with self._db.read() as conn:
-            rows = await list_nodes(conn)
+        rows = await self._db.query(list_nodes)
         now = time.time()
         return [
             row.node_id
@@ -104,8 +103,8 @@ class Recovery:
             claimed.extend(more)
             if len(more) < self.batch:
                 break
-        async with self._db.read() as conn:
-            owned = await owned_unfinished(conn, self._lease.node_id, names)
+        node_id = self._lease.node_id
+        owned = await self._db.query(lambda conn: owned_unfinished(conn, node_id, names))
         for item in owned:
             if not self._is_running(item.instance_id):
                 self._activate(item)
@@ -123,15 +122,14 @@ class Recovery:
         never delivered."""
         if self._wake is None:
             return
-        async with self._db.read() as conn:
-            missed = set(await waiters_with_pending_events(conn))
-            missed.update(await receivers_with_pending_messages(conn))
+        missed = await self._db.query(
+            lambda conn: {*waiters_with_pending_events(conn),
+                          *receivers_with_pending_messages(conn)})
         for instance_id in missed:
             await self._wake(instance_id)
 
     async def _report_unknown(self, names: list[str]) -> None:
-        async with self._db.read() as conn:
-            unknown = await orphans_of_unknown_workflows(conn, names)
+        unknown = await self._db.query(lambda conn: orphans_of_unknown_workflows(conn, names))
         for instance_id, name in unknown:
             if instance_id in self._reported:
                 continue

@@ -75,8 +75,8 @@ class TimerService:
             self.fired += len(claimed)
             if len(claimed) < self.batch:
                 break
-        async with self._db.read() as conn:
-            return await next_free_deadline(conn, list(self._names()))
+        names = list(self._names())
+        return await self._db.query(lambda conn: next_free_deadline(conn, names))
 
     async def _loop(self) -> None:
         while True:

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sqlalchemy import Connection
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _m, _s, _d = schema.channel_messages, schema.subscriptions, schema.channel_deliveries
 _w, _i = schema.waits, schema.instances
@@ -88,9 +87,9 @@ def insert_message(message_id: str, channel: str, data: Any, data_bytes: bytes |
     return effect
 
 
-async def is_subscribed(conn: AsyncConnection, instance_id: str, address: str) -> bool:
+def is_subscribed(conn: Connection, instance_id: str, address: str) -> bool:
     """Whether the instance subscribes to the address."""
-    row = (await conn.execute(sa.select(_s.c.mode).where(
+    row = (conn.execute(sa.select(_s.c.mode).where(
         _s.c.instance_id == instance_id, _s.c.address == address))).first()
     return row is not None
 
@@ -189,7 +188,7 @@ def claim_message(address: str, instance_id: str) -> Callable[[Connection], Stor
     return job
 
 
-async def next_broadcast(conn: AsyncConnection, address: str, instance_id: str,
+def next_broadcast(conn: Connection, address: str, instance_id: str,
                          since: float) -> StoredMessage | None:
     """The oldest message on ``address`` published since ``since`` that this
     instance has not received yet."""
@@ -204,7 +203,7 @@ async def next_broadcast(conn: AsyncConnection, address: str, instance_id: str,
                ~sa.exists(delivered))
         .order_by(_m.c.id).limit(1)
     )
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     return None if row is None else _stored(row)
 
 
@@ -222,7 +221,7 @@ def consume(instance_id: str, message: StoredMessage,
     return effect
 
 
-async def receivers_with_pending_messages(conn: AsyncConnection, limit: int = 1000) -> list[str]:
+def receivers_with_pending_messages(conn: Connection, limit: int = 1000) -> list[str]:
     """Waiting receivers for which a message is available: lost wake-ups."""
     delivered = sa.select(_d.c.message_row).where(_d.c.instance_id == _w.c.instance_id,
                                                    _d.c.message_row == _m.c.id)
@@ -241,7 +240,7 @@ async def receivers_with_pending_messages(conn: AsyncConnection, limit: int = 10
         .where(_w.c.kind == "channel", available)
         .distinct().limit(limit)
     )
-    return list((await conn.execute(query)).scalars())
+    return list((conn.execute(query)).scalars())
 
 
 def release_instance_channels(instance_id: str) -> Callable[[Connection], None]:

@@ -2,9 +2,12 @@
 
 A node keeps a **writer**, used only by the group-commit writer and migrations,
 and a **reader** pool for replay and queries. Every write transaction is one
-synchronous function run by `Database.write`: on SQLite in a dedicated thread
-with the standard driver, so a whole batch costs one thread hop instead of one
-per statement; on PostgreSQL through ``AsyncConnection.run_sync`` over asyncpg.
+synchronous function run by `Database.write`, and every runtime read one run by
+`Database.query`: on SQLite on dedicated threads with the standard driver, so a
+whole batch or query costs one thread hop instead of one per statement, and a
+cancelled caller cannot leave a connection half-used; on PostgreSQL through
+``AsyncConnection.run_sync`` over asyncpg. (`Database.read` gives an async
+connection for tools and tests.)
 On SQLite the writer begins with ``BEGIN IMMEDIATE`` so that several processes
 on one file queue for the write lock instead of failing on a lock upgrade; WAL
 lets readers run beside it.
@@ -138,6 +141,7 @@ class Database:
         *,
         async_writer: AsyncEngine | None = None,
         sync_writer: Engine | None = None,
+        sync_reader: Engine | None = None,
         read_slots: int = 5,
     ) -> None:
         self.reader = reader
@@ -148,6 +152,10 @@ class Database:
         # Readers queue here, in asyncio and without a deadline, rather than in
         # the pool, whose checkout timeout would turn a burst into failures.
         self._read_slots = asyncio.Semaphore(read_slots)
+        self._sync_reader = sync_reader
+        self._read_threads: ThreadPoolExecutor | None = None
+        if sync_reader is not None:
+            self._read_threads = ThreadPoolExecutor(read_slots, thread_name_prefix="edda-sqlite-reader")
         if sync_writer is not None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="edda-sqlite-writer")
 
@@ -186,7 +194,14 @@ class Database:
                 connect_args={"timeout": _BUSY_TIMEOUT_S},
             )
             _sqlite_pragmas(reader.sync_engine, synchronous=mode, begin="BEGIN")
-            return cls(reader, "sqlite", sync_writer=writer, read_slots=max(1, pool_size))
+            sync_reader = create_engine(
+                parsed.url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1),
+                pool_size=max(1, pool_size), max_overflow=0,
+                connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
+            )
+            _sqlite_pragmas(sync_reader, synchronous=mode, begin="BEGIN")
+            return cls(reader, "sqlite", sync_writer=writer, sync_reader=sync_reader,
+                       read_slots=max(1, pool_size))
         pool = {
             "pool_timeout": pool_timeout,
             "pool_recycle": pool_recycle,
@@ -198,6 +213,24 @@ class Database:
         )
         return cls(reader, "postgresql", async_writer=async_writer,
                    read_slots=max(1, pool_size + max_overflow))
+
+    async def query(self, reads: Callable[[Connection], T]) -> T:
+        """Run ``reads`` (synchronous) on a reader connection and return its result.
+
+        On SQLite this runs on a reader thread: a whole query costs one thread hop,
+        and cancelling the caller cannot leave a connection half-used.
+        """
+        if self._sync_reader is not None:
+            assert self._read_threads is not None
+            engine = self._sync_reader
+
+            def run() -> T:
+                with engine.connect() as conn:
+                    return reads(conn)
+
+            return await asyncio.get_running_loop().run_in_executor(self._read_threads, run)
+        async with self._read_slots, self.reader.connect() as aconn:
+            return await aconn.run_sync(reads)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -231,6 +264,10 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(self._thread,
                                                              self._sync_writer.dispose)
             self._thread.shutdown(wait=True)
+        if self._sync_reader is not None:
+            assert self._read_threads is not None
+            self._read_threads.shutdown(wait=True)
+            self._sync_reader.dispose()
         if self._async_writer is not None:
             await self._async_writer.dispose()
         await self.reader.dispose()

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
     from sqlalchemy import Connection
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +88,10 @@ def remove_nodes(node_ids: Collection[str]) -> Callable[[Connection], None]:
     return job
 
 
-async def list_nodes(conn: AsyncConnection) -> list[NodeRow]:
+def list_nodes(conn: Connection) -> list[NodeRow]:
     """Every node lease row."""
     n = schema.nodes
-    rows = await conn.execute(
+    rows = conn.execute(
         sa.select(n.c.node_id, n.c.hostname, n.c.pid, n.c.proc_start, n.c.expires_at)
     )
     return [NodeRow(r.node_id, r.hostname, r.pid, r.proc_start, r.expires_at) for r in rows]
@@ -136,8 +135,8 @@ def claim_orphans(
     return job
 
 
-async def owned_unfinished(
-    conn: AsyncConnection, node_id: str, workflow_names: Collection[str]
+def owned_unfinished(
+    conn: Connection, node_id: str, workflow_names: Collection[str]
 ) -> list[Claimed]:
     """Unfinished instances this node owns, with the epoch it holds them at."""
     inst = schema.instances
@@ -146,11 +145,11 @@ async def owned_unfinished(
         inst.c.status.in_(schema.UNFINISHED_STATUSES),
         inst.c.workflow_name.in_(workflow_names),
     )
-    return [Claimed(r.instance_id, r.workflow_name, r.epoch) for r in await conn.execute(query)]
+    return [Claimed(r.instance_id, r.workflow_name, r.epoch) for r in conn.execute(query)]
 
 
-async def orphans_of_unknown_workflows(
-    conn: AsyncConnection, workflow_names: Collection[str], limit: int = 1000
+def orphans_of_unknown_workflows(
+    conn: Connection, workflow_names: Collection[str], limit: int = 1000
 ) -> list[tuple[str, str]]:
     """(instance_id, workflow_name) of orphaned instances whose workflow this node lacks."""
     inst = schema.instances
@@ -159,4 +158,4 @@ async def orphans_of_unknown_workflows(
         .where(_orphaned(), inst.c.workflow_name.not_in(workflow_names))
         .limit(limit)
     )
-    return [(r.instance_id, r.workflow_name) for r in await conn.execute(query)]
+    return [(r.instance_id, r.workflow_name) for r in conn.execute(query)]

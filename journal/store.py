@@ -33,8 +33,7 @@ async def read_journal(db: Database, instance_id: str) -> list[Record]:
         .where(j.c.instance_id == instance_id)
         .order_by(j.c.seq)
     )
-    async with db.read() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await db.query(lambda conn: conn.execute(query).all())
     return [Record(row.seq, decode_entry(row.body), row.created_at) for row in rows]
 
 
@@ -42,8 +41,7 @@ async def next_seq(db: Database, instance_id: str) -> int:
     """The seq the next entry of an instance takes (without decoding any entry)."""
     j = schema.journal
     query = sa.select(sa.func.max(j.c.seq)).where(j.c.instance_id == instance_id)
-    async with db.read() as conn:
-        last = (await conn.execute(query)).scalar()
+    last = await db.query(lambda conn: conn.execute(query).scalar())
     return 0 if last is None else int(last) + 1
 
 
@@ -55,15 +53,13 @@ async def read_raw_journal(db: Database, instance_id: str) -> list[dict[str, Any
         .where(j.c.instance_id == instance_id)
         .order_by(j.c.seq)
     )
-    async with db.read() as conn:
-        return [dict(row._mapping) for row in await conn.execute(query)]
+    return await db.query(lambda conn: [dict(row._mapping) for row in conn.execute(query)])
 
 
 async def get_instance_row(db: Database, instance_id: str) -> dict[str, Any] | None:
     """The projection row of an instance, or None."""
     query = sa.select(schema.instances).where(schema.instances.c.instance_id == instance_id)
-    async with db.read() as conn:
-        row = (await conn.execute(query)).first()
+    row = await db.query(lambda conn: conn.execute(query).first())
     return None if row is None else dict(row._mapping)
 
 
@@ -145,5 +141,4 @@ async def list_instance_rows(
         .order_by(inst.c.started_at.desc(), inst.c.instance_id.desc())
         .limit(limit + 1)
     )
-    async with db.read() as conn:
-        return [dict(row._mapping) for row in await conn.execute(query)]
+    return await db.query(lambda conn: [dict(row._mapping) for row in conn.execute(query)])

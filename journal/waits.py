@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
     from sqlalchemy import Connection
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _w, _e, _d, _i, _n = (schema.waits, schema.events, schema.event_deliveries, schema.instances,
                       schema.nodes)
@@ -127,21 +126,21 @@ def insert_event(event_type: str, attributes: dict[str, Any], data_bytes: bytes 
     return job
 
 
-async def event_waiters(conn: AsyncConnection, event_type: str,
+def event_waiters(conn: Connection, event_type: str,
                         target_instance_id: str | None) -> list[str]:
     """Instances waiting for events of this type (only the target, if one is named)."""
     query = sa.select(_w.c.instance_id).where(_w.c.kind == "event", _w.c.key == event_type)
     if target_instance_id is not None:
         query = query.where(_w.c.instance_id == target_instance_id)
-    return list((await conn.execute(query.distinct())).scalars())
+    return list((conn.execute(query.distinct())).scalars())
 
 
-async def next_event(conn: AsyncConnection, instance_id: str, event_type: str,
+def next_event(conn: Connection, instance_id: str, event_type: str,
                      since: float) -> StoredEvent | None:
     """The oldest event of this type, published since ``since``, that this instance
     has not received and that is for everyone or for this instance."""
     params = {"etype": event_type, "since": since, "iid": instance_id}
-    row = (await conn.execute(_NEXT_EVENT, params)).first()
+    row = (conn.execute(_NEXT_EVENT, params)).first()
     if row is None:
         return None
     attributes = decode_json(row.attributes)
@@ -149,7 +148,7 @@ async def next_event(conn: AsyncConnection, instance_id: str, event_type: str,
     return StoredEvent(int(row.id), attributes, row.data_bytes)
 
 
-async def next_free_deadline(conn: AsyncConnection,
+def next_free_deadline(conn: Connection,
                              workflow_names: Collection[str]) -> float | None:
     """The earliest deadline of a wait this node could claim, or None.
 
@@ -161,7 +160,7 @@ async def next_free_deadline(conn: AsyncConnection,
         .select_from(_w.join(_i, _i.c.instance_id == _w.c.instance_id))
         .where(_claimable(workflow_names))
     )
-    value = (await conn.execute(query)).scalar()
+    value = (conn.execute(query)).scalar()
     return None if value is None else float(value)
 
 
@@ -247,9 +246,9 @@ def _pending_events_query(instance_id: str | None, limit: int) -> sa.Select[Any]
     return query
 
 
-async def waiters_with_pending_events(conn: AsyncConnection, limit: int = 1000) -> list[str]:
+def waiters_with_pending_events(conn: Connection, limit: int = 1000) -> list[str]:
     """Waiting instances for which an undelivered event exists: lost wake-ups."""
-    return list((await conn.execute(_pending_events_query(None, limit))).scalars())
+    return list((conn.execute(_pending_events_query(None, limit))).scalars())
 
 
 def purge_events(older_than: float) -> Callable[[Connection], int]:

@@ -286,8 +286,8 @@ class EddaApp:
         normalized = normalize_cloudevent(event)
         await self._writer.run(insert_event(normalized.type, normalized.attributes,
                                             normalized.data_bytes, normalized.target_instance_id))
-        async with self._db.read() as conn:
-            waiting = await event_waiters(conn, normalized.type, normalized.target_instance_id)
+        waiting = await self._db.query(lambda conn: event_waiters(
+            conn, normalized.type, normalized.target_instance_id))
         for instance_id in waiting:
             await self.wake(instance_id)
 

@@ -217,8 +217,7 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
         if mode == "competing":
             claimed = await run.actor.run_job(claim_message(address, iid))
             return None if claimed is None else delivery(claimed, True)
-        async with run.db.read() as conn:
-            found = await next_broadcast(conn, address, iid, since)
+        found = await run.db.query(lambda conn: next_broadcast(conn, address, iid, since))
         return None if found is None else delivery(found, False)
 
     entry, _live = await durable_wait(
@@ -309,8 +308,8 @@ async def _publish_durably(ctx: WorkflowContext, position: str, call: int, chann
         meta["sent_at"] = now
     subscribed = False
     if direct and target is not None:  # send_to's answer is journaled, so read it first
-        async with run.db.read() as conn:
-            subscribed = await is_subscribed(conn, target, address)
+        receiver = target
+        subscribed = await run.db.query(lambda conn: is_subscribed(conn, receiver, address))
     audience: list[Audience] = []
     await run.actor.append(
         MessagePublished(position=position, call=call, channel=address, message_id=message_id,

@@ -169,8 +169,8 @@ async def _wait_event(ctx: WorkflowContext, position: str, call: int, event_type
     run = ctx._run
 
     async def poll() -> Delivery | None:
-        async with run.db.read() as conn:
-            found = await next_event(conn, ctx.instance_id, event_type, run.started_at)
+        found = await run.db.query(
+            lambda conn: next_event(conn, ctx.instance_id, event_type, run.started_at))
         if found is None:
             return None
         return Delivery(
