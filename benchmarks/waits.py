@@ -110,7 +110,7 @@ async def lateness(url: str, timers: int, passivated: bool) -> list[float]:
 
 async def crowd_run(url: str, waiters: int) -> dict[str, float]:
     hooks = Done()
-    app = EddaApp("bench", url, hooks=hooks, idle_seconds=1.0)
+    app = EddaApp("bench", url, hooks=hooks, idle_seconds=3600.0)  # all resident at first
     async with app:
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -120,6 +120,9 @@ async def crowd_run(url: str, waiters: int) -> dict[str, float]:
             ids += await asyncio.gather(*(crowd.start() for _ in range(min(1000, waiters))))
         start_s = time.perf_counter() - started
         resident = tracemalloc.get_traced_memory()[0] - base
+        app.waits.idle_seconds = 0.0  # now let every idle instance passivate
+        for run in list(app.waits.runs.values()):
+            app.waits.waiting_changed(run)
         while app.waits.runs:
             await asyncio.sleep(0.1)
         passivated = tracemalloc.get_traced_memory()[0] - base
