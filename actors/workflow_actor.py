@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from edda.journal.codec import encode_entry
 from edda.journal.entries import TERMINAL_KINDS, Entry, kind_of
 from edda.journal.errors import FencedError
-from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
+from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Taken
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,6 +58,32 @@ class WorkflowActor:
     def finished(self) -> bool:
         """Whether the journal already ends the instance."""
         return any(kind_of(r.entry) in TERMINAL_KINDS for r in self.records)
+
+    async def take(
+        self,
+        find: Callable[[Connection], tuple[Entry, InstanceChange | None,
+                                           Callable[[Connection], None] | None] | None],
+    ) -> Entry | None:
+        """Find something and journal it in one transaction; None if nothing was found.
+
+        Raises:
+            ActorStopped: If this node was fenced off the instance.
+        """
+        seq = self.next_seq
+        self.next_seq += 1  # unused (a gap) when nothing is found; seqs only order entries
+
+        def take(conn: Connection) -> Taken | None:
+            found = find(conn)
+            if found is None:
+                return None
+            entry, change, effects = found
+            return Taken(kind_of(entry), encode_entry(entry), change, effects, entry)
+
+        try:
+            taken = await self._writer.take_and_append(self.instance_id, seq, self.epoch, take)
+        except FencedError as exc:
+            raise ActorStopped(str(exc)) from exc
+        return None if taken is None else taken.entry
 
     async def run_job(self, job: Callable[[Connection], T]) -> T:
         """Run a writer job (a claim, say) in the node's next batch."""

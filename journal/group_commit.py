@@ -98,6 +98,17 @@ class Append:
 
 
 @dataclass(slots=True)
+class Taken:
+    """What a take-and-append job found: the entry to append at the reserved seq."""
+
+    kind: str
+    body: bytes
+    change: InstanceChange | None
+    effects: Callable[[Connection], None] | None
+    entry: Any
+
+
+@dataclass(slots=True)
 class _Pending:
     op: Append | Callable[[Connection], Any]
     future: asyncio.Future[Any] = field(
@@ -145,6 +156,42 @@ class GroupCommitWriter:
     def run(self, job: Callable[[Connection], T]) -> asyncio.Future[T]:
         """Run ``job`` (synchronous) inside the next batch's transaction; resolves to its result."""
         return self._submit(job)
+
+    def take_and_append(
+        self, instance_id: str, seq: int, epoch: int,
+        take: Callable[[Connection], Taken | None],
+    ) -> asyncio.Future[Taken | None]:
+        """Find something and journal it in one transaction (a competing message:
+        claim it and record its receipt at once). Resolves to None when ``take``
+        found nothing; ``seq`` is then left unused.
+
+        Fails with `FencedError` (and nothing is written) when the node no longer
+        owns the instance at ``epoch``.
+        """
+        node_id, dialect = self._node_id, self._db.dialect
+
+        def job(conn: Connection) -> Taken | None:
+            taken = take(conn)
+            if taken is None:
+                return None
+            query = _FENCE_ONE.with_for_update() if dialect == "postgresql" else _FENCE_ONE
+            row = conn.execute(query, {"iid": instance_id}).first()
+            if row is None or (row.owner_node, row.epoch) != (node_id, epoch):
+                raise FencedError(instance_id, epoch)
+            now = time.time()
+            conn.execute(_INSERT_ENTRY, [{"instance_id": instance_id, "seq": seq,
+                                          "kind": taken.kind, "body": taken.body.decode(),
+                                          "created_at": now}])
+            if taken.change is not None:
+                values = {name: getattr(taken.change, name) for name in InstanceChange.__slots__
+                          if getattr(taken.change, name) is not None}
+                if values:
+                    _apply_changes(conn, {instance_id: values}, now)
+            if taken.effects is not None:
+                taken.effects(conn)
+            return taken
+
+        return self.run(job)
 
     def _submit(self, op: Any) -> asyncio.Future[Any]:
         if self._task is None or self._task.done():

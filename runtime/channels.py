@@ -37,6 +37,8 @@ from edda.journal.channels import (
     unsubscribe as unsubscribe_effect,
 )
 from edda.journal.entries import MessagePublished, MessageReceived, Subscribed, Unsubscribed
+from edda.journal.group_commit import InstanceChange
+from edda.journal.waits import end_wait
 from edda.runtime.context import WorkflowContext
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.serialization import to_jsonable
@@ -44,7 +46,9 @@ from edda.runtime.timers import check_seconds
 from edda.runtime.waits import Delivery, durable_wait
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
+
+    from sqlalchemy import Connection
 
     from edda.journal.entries import CallEntry
     from edda.runtime.app import EddaApp
@@ -214,16 +218,40 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
             consume(iid, message, competing))
 
     async def poll() -> Delivery | None:
-        if mode == "competing":
-            claimed = await run.actor.run_job(claim_message(address, iid))
-            return None if claimed is None else delivery(claimed, True)
         found = await run.db.query(lambda conn: next_broadcast(conn, address, iid, since))
         return None if found is None else delivery(found, False)
+
+    async def take(pos: str, n: int, waiting: bool) -> CallEntry | None:
+        # Competing: claim the message and journal its receipt in one transaction.
+        claim = claim_message(address, iid)
+        ended = end_wait(iid, pos) if waiting else None
+        change = InstanceChange(status="running") if waiting and run.waiting <= 1 else None
+
+        def find(conn: Connection) -> tuple[CallEntry, InstanceChange | None,
+                                            Callable[[Connection], None]] | None:
+            message = claim(conn)
+            if message is None:
+                return None
+            found = delivery(message, True)
+            consumed = found.effect
+
+            def effects(c: Connection) -> None:
+                if ended is not None:
+                    ended(c)
+                if consumed is not None:
+                    consumed(c)
+
+            return found.make_entry(pos, n), change, effects
+
+        entry = await run.actor.take(find)
+        return entry  # type: ignore[return-value]
 
     entry, _live = await durable_wait(
         ctx, position, call, operation=f"receive {channel!r}", wait_type="channel",
         key=address, deadline=lambda: None if timeout is None else time.time() + timeout,
-        status="waiting_for_message", poll=poll,
+        status="waiting_for_message",
+        poll=None if mode == "competing" else poll,
+        take=take if mode == "competing" else None,
     )
     if not isinstance(entry, MessageReceived):
         raise TimeoutError(f"Message on channel '{channel}' did not arrive within timeout")

@@ -51,6 +51,8 @@ class Delivery:
 
 
 Poll = Callable[[], Awaitable[Delivery | None]]
+#: Find something and journal it in one transaction: (position, call, waiting) -> entry.
+Take = Callable[[str, int, bool], Awaitable["CallEntry | None"]]
 
 
 async def durable_wait(
@@ -64,6 +66,7 @@ async def durable_wait(
     deadline: Callable[[], float | None],
     status: str,
     poll: Poll | None = None,
+    take: Take | None = None,
 ) -> tuple[CallEntry, bool]:
     """Wait durably; returns the entry that ended the wait and whether it is new
     (False when it was replayed from the journal).
@@ -87,6 +90,10 @@ async def durable_wait(
         assert isinstance(started, WaitStarted)
         until = started.deadline
     else:
+        if take is not None:
+            taken = await take(position, call, False)
+            if taken is not None:
+                return taken, True
         if poll is not None:
             # Something may be there already: take it without journaling a wait.
             found = await poll()
@@ -108,6 +115,10 @@ async def durable_wait(
     try:
         while True:
             wake.clear()
+            if take is not None:
+                taken = await take(position, call, True)
+                if taken is not None:
+                    return taken, True
             if poll is not None:
                 found = await poll()
                 if found is not None:
