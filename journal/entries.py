@@ -8,6 +8,7 @@ runtime converts them before it builds an entry.
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import msgspec
@@ -197,8 +198,10 @@ CallEntry = (
     | MessagePublished
     | MessageReceived
 )
+# Spelled out (not derived) so that isinstance() narrows for the type checker.
 CALL_ENTRY_TYPES = (ActivityCompleted, ActivityFailed, WaitStarted, TimerFired, EventReceived,
                     WaitTimedOut, Subscribed, Unsubscribed, MessagePublished, MessageReceived)
+assert set(CALL_ENTRY_TYPES) == set(typing.get_args(CallEntry)), "keep in step with CallEntry"
 
 #: Entries after which an instance never runs again.
 TERMINAL_KINDS = frozenset({"workflow_completed", "workflow_failed", "workflow_recurred"})

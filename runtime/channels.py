@@ -39,7 +39,7 @@ from edda.journal.channels import (
 from edda.journal.entries import MessagePublished, MessageReceived, Subscribed, Unsubscribed
 from edda.journal.group_commit import InstanceChange
 from edda.journal.waits import end_wait
-from edda.runtime.context import WorkflowContext
+from edda.runtime.context import WorkflowContext, require_context
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.serialization import to_jsonable
 from edda.runtime.timers import check_seconds
@@ -80,13 +80,6 @@ def _check_channel(channel: object) -> str:
     if not channel.strip():
         raise ValueError("channel must be a non-empty string")
     return channel
-
-
-def _check_ctx(ctx: object, name: str) -> WorkflowContext:
-    if not isinstance(ctx, WorkflowContext):
-        raise TypeError(f"{name}() must be called inside a workflow with its WorkflowContext "
-                        f"as first argument, got {type(ctx).__name__}")
-    return ctx
 
 
 def _recorded(ctx: WorkflowContext, position: str, call: int, operation: str
@@ -132,7 +125,7 @@ def subscribe(ctx: WorkflowContext, channel: str, mode: str = "broadcast"
         ValueError: For an unknown mode or an empty channel name.
         ChannelModeConflictError: If the channel has subscribers in another mode.
     """
-    _check_ctx(ctx, "subscribe")
+    require_context(ctx, "subscribe")
     _check_channel(channel)
     if mode not in MODES:
         raise ValueError(f"Invalid subscription mode: {mode}. Must be 'broadcast', "
@@ -165,7 +158,7 @@ async def _subscribe(ctx: WorkflowContext, position: str, call: int, channel: st
 
 def unsubscribe(ctx: WorkflowContext, channel: str) -> Coroutine[Any, Any, None]:
     """Leave ``channel``; competing messages claimed but not received go back to the queue."""
-    _check_ctx(ctx, "unsubscribe")
+    require_context(ctx, "unsubscribe")
     _check_channel(channel)
     position, call = ctx._reserve("unsubscribe", None)
     return _unsubscribe(ctx, position, call, channel)
@@ -189,7 +182,7 @@ def receive(ctx: WorkflowContext, channel: str, timeout_seconds: float | None = 
         ChannelNotSubscribedError: If the workflow has not subscribed to ``channel``.
         TimeoutError: If ``timeout_seconds`` pass first.
     """
-    _check_ctx(ctx, "receive")
+    require_context(ctx, "receive")
     _check_channel(channel)
     timeout = None if timeout_seconds is None else check_seconds(timeout_seconds,
                                                                  "timeout_seconds")
@@ -302,7 +295,7 @@ def send_to(ctx: WorkflowContext, instance_id: str, data: dict[str, Any] | bytes
         Whether the receiver subscribes to that mailbox (the message is kept either
         way and reaches it once it does).
     """
-    _check_ctx(ctx, "send_to")
+    require_context(ctx, "send_to")
     _check_channel(channel)
     if not isinstance(instance_id, str) or not instance_id:
         raise ValueError("instance_id must be a non-empty string")

@@ -26,6 +26,18 @@ class Recurred(BaseException):
         self.created_at = created_at
 
 
+def require_context(ctx: object, name: str) -> WorkflowContext:
+    """``ctx`` if it is a `WorkflowContext`.
+
+    Raises:
+        TypeError: Naming the durable call made outside a workflow.
+    """
+    if not isinstance(ctx, WorkflowContext):
+        raise TypeError(f"{name}() must be called inside a workflow with its WorkflowContext "
+                        f"as first argument, got {type(ctx).__name__}")
+    return ctx
+
+
 class WorkflowContext:
     """The context of one workflow instance, passed to the workflow and its activities.
 

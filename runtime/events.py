@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 
 from edda.journal.entries import EventReceived
 from edda.journal.waits import mark_delivered, next_event
-from edda.runtime.context import WorkflowContext
+from edda.runtime.context import WorkflowContext, require_context
 from edda.runtime.hooks import fire
 from edda.runtime.registry import current_app
 from edda.runtime.serialization import restore, to_jsonable
@@ -154,9 +154,7 @@ def wait_event(
         pydantic.ValidationError: If ``model`` rejects the event's data (the event
             counts as received by this workflow; other workflows still get it).
     """
-    if not isinstance(ctx, WorkflowContext):
-        raise TypeError("wait_event() must be called inside a workflow with its "
-                        f"WorkflowContext as first argument, got {type(ctx).__name__}")
+    require_context(ctx, "wait_event")
     check_event_type(event_type)
     timeout = None if timeout_seconds is None else check_seconds(timeout_seconds,
                                                                  "timeout_seconds")

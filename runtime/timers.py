@@ -12,18 +12,11 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edda.runtime.context import WorkflowContext
+from edda.runtime.context import WorkflowContext, require_context
 from edda.runtime.waits import durable_wait
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
-
-
-def _check_ctx(ctx: object, name: str) -> WorkflowContext:
-    if not isinstance(ctx, WorkflowContext):
-        raise TypeError(f"{name}() must be called inside a workflow with its WorkflowContext "
-                        f"as first argument, got {type(ctx).__name__}")
-    return ctx
 
 
 def check_seconds(value: object, name: str) -> float:
@@ -48,7 +41,7 @@ def sleep(ctx: WorkflowContext, seconds: float, timer_id: str | None = None
         TypeError: If ``seconds`` is not a number.
         ValueError: If ``seconds`` is negative or not finite.
     """
-    _check_ctx(ctx, "sleep")
+    require_context(ctx, "sleep")
     delay = check_seconds(seconds, "sleep seconds")
     position, call = ctx._reserve("sleep", timer_id)
     return _timer(ctx, position, call, "sleep", lambda: time.time() + delay)
@@ -62,7 +55,7 @@ def sleep_until(ctx: WorkflowContext, target_time: datetime, timer_id: str | Non
         TypeError: If ``target_time`` is not a datetime.
         ValueError: If ``target_time`` is naive.
     """
-    _check_ctx(ctx, "sleep_until")
+    require_context(ctx, "sleep_until")
     if not isinstance(target_time, datetime):
         raise TypeError(f"target_time must be a datetime, got {type(target_time).__name__}")
     if target_time.tzinfo is None or target_time.utcoffset() is None:

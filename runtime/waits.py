@@ -90,17 +90,10 @@ async def durable_wait(
         assert isinstance(started, WaitStarted)
         until = started.deadline
     else:
-        if take is not None:
-            taken = await take(position, call, False)
-            if taken is not None:
-                return taken, True
-        if poll is not None:
-            # Something may be there already: take it without journaling a wait.
-            found = await poll()
-            if found is not None:
-                entry = found.make_entry(position, call)
-                await actor.append(entry, effects=found.effect)
-                return entry, True
+        # Something may be there already: take it without journaling a wait.
+        taken = await _attempt(run, position, call, take, poll, waiting=False)
+        if taken is not None:
+            return taken, True
         until = deadline()
         await actor.append(
             WaitStarted(position=position, call=call, operation=operation, wait_type=wait_type,
@@ -115,16 +108,9 @@ async def durable_wait(
     try:
         while True:
             wake.clear()
-            if take is not None:
-                taken = await take(position, call, True)
-                if taken is not None:
-                    return taken, True
-            if poll is not None:
-                found = await poll()
-                if found is not None:
-                    entry = found.make_entry(position, call)
-                    await _resolve(run, entry, position, found.effect)
-                    return entry, True
+            taken = await _attempt(run, position, call, take, poll, waiting=True)
+            if taken is not None:
+                return taken, True
             now = time.time()
             if until is not None and now >= until:
                 done: CallEntry = (TimerFired(position=position, call=call) if wait_type == "timer"
@@ -146,6 +132,24 @@ async def durable_wait(
         run.wakes.discard(wake)
         run.waiting -= 1
         run.host.waiting_changed(run)
+
+
+async def _attempt(run: InstanceRun, position: str, call: int, take: Take | None,
+                   poll: Poll | None, *, waiting: bool) -> CallEntry | None:
+    """Take what is there, if anything, and journal it (ending the wait if one is on)."""
+    if take is not None:
+        return await take(position, call, waiting)
+    if poll is None:
+        return None
+    found = await poll()
+    if found is None:
+        return None
+    entry = found.make_entry(position, call)
+    if waiting:
+        await _resolve(run, entry, position, found.effect)
+    else:
+        await run.actor.append(entry, effects=found.effect)
+    return entry
 
 
 async def _resolve(run: InstanceRun, entry: CallEntry, position: str,
