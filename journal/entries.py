@@ -168,23 +168,6 @@ class WorkflowRecurred(_Entry, tag="workflow_recurred", frozen=True):
     input: dict[str, Any]
 
 
-Entry = (
-    WorkflowStarted
-    | ActivityCompleted
-    | ActivityFailed
-    | WorkflowCompleted
-    | WorkflowFailed
-    | WaitStarted
-    | TimerFired
-    | EventReceived
-    | WaitTimedOut
-    | Subscribed
-    | Unsubscribed
-    | MessagePublished
-    | MessageReceived
-    | WorkflowRecurred
-)
-
 #: Entries that belong to one of the workflow's durable calls.
 CallEntry = (
     ActivityCompleted
@@ -198,6 +181,10 @@ CallEntry = (
     | MessagePublished
     | MessageReceived
 )
+
+#: Every journal entry: the workflow's own lifecycle and its durable calls.
+Entry = WorkflowStarted | WorkflowCompleted | WorkflowFailed | WorkflowRecurred | CallEntry
+
 # Spelled out (not derived) so that isinstance() narrows for the type checker.
 CALL_ENTRY_TYPES = (ActivityCompleted, ActivityFailed, WaitStarted, TimerFired, EventReceived,
                     WaitTimedOut, Subscribed, Unsubscribed, MessagePublished, MessageReceived)

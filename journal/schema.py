@@ -20,16 +20,20 @@ schema_version = sa.Table(
     sa.Column("applied_at", sa.Double, nullable=False),
 )
 
+def _journal_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("instance_id", sa.String(255), primary_key=True),
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("kind", sa.String(64), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+    )
+
+
 #: The append-only journal: one row per entry, keyed (instance_id, seq).
-journal = sa.Table(
-    "edda_journal",
-    metadata,
-    sa.Column("instance_id", sa.String(255), primary_key=True),
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-)
+journal = _journal_table("edda_journal")
 
 #: A projection of each journal, changed in the same transaction as the entry
 #: that causes the change, plus the instance's owner and fencing epoch.
@@ -149,15 +153,7 @@ channel_deliveries = sa.Table(
 sa.Index("edda_channel_deliveries_message", channel_deliveries.c.message_row)
 
 #: Journals of instances that continued as new (``ctx.recur``).
-journal_archive = sa.Table(
-    "edda_journal_archive",
-    metadata,
-    sa.Column("instance_id", sa.String(255), primary_key=True),
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-)
+journal_archive = _journal_table("edda_journal_archive")
 
 #: Statuses from which an instance still has work to do.
 UNFINISHED_STATUSES = ("running", "compensating")
