@@ -7,7 +7,7 @@ under which every append is made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from edda.journal.codec import encode_entry
 from edda.journal.entries import TERMINAL_KINDS, Entry, kind_of
@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.journal.store import Record
-
-
-T = TypeVar("T")
 
 
 class ActorStopped(BaseException):
@@ -84,10 +81,6 @@ class WorkflowActor:
         except FencedError as exc:
             raise ActorStopped(str(exc)) from exc
         return None if taken is None else taken.entry
-
-    async def run_job(self, job: Callable[[Connection], T]) -> T:
-        """Run a writer job (a claim, say) in the node's next batch."""
-        return await self._writer.run(job)
 
     async def append(
         self,

@@ -33,6 +33,7 @@ from edda.journal.waits import (
     insert_event,
 )
 from edda.runtime import queries
+from edda.runtime.channels import check_payload, wake_receivers
 from edda.runtime.events import normalize_cloudevent
 from edda.runtime.hooks import fire
 from edda.runtime.instances import InstanceRunner
@@ -302,8 +303,6 @@ class EddaApp:
             RuntimeError: If the app is not initialized.
             TypeError, ValueError: For unstorable data or an empty channel name.
         """
-        from edda.runtime.channels import check_payload, wake_receivers
-
         if not self._initialized or self._writer is None:
             raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
         payload, raw, meta = check_payload(channel, data, metadata)

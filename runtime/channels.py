@@ -37,13 +37,11 @@ from edda.journal.channels import (
     unsubscribe as unsubscribe_effect,
 )
 from edda.journal.entries import MessagePublished, MessageReceived, Subscribed, Unsubscribed
-from edda.journal.group_commit import InstanceChange
-from edda.journal.waits import end_wait
 from edda.runtime.context import WorkflowContext, require_context
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.serialization import to_jsonable
 from edda.runtime.timers import check_seconds
-from edda.runtime.waits import Delivery, durable_wait
+from edda.runtime.waits import Delivery, durable_wait, resolution
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -51,6 +49,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.journal.entries import CallEntry
+    from edda.journal.group_commit import InstanceChange
     from edda.runtime.app import EddaApp
 
 MODES = ("broadcast", "competing", "direct")
@@ -217,23 +216,14 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
     async def take(pos: str, n: int, waiting: bool) -> CallEntry | None:
         # Competing: claim the message and journal its receipt in one transaction.
         claim = claim_message(address, iid)
-        ended = end_wait(iid, pos) if waiting else None
-        change = InstanceChange(status="running") if waiting and run.waiting <= 1 else None
 
         def find(conn: Connection) -> tuple[CallEntry, InstanceChange | None,
-                                            Callable[[Connection], None]] | None:
+                                            Callable[[Connection], None] | None] | None:
             message = claim(conn)
             if message is None:
                 return None
             found = delivery(message, True)
-            consumed = found.effect
-
-            def effects(c: Connection) -> None:
-                if ended is not None:
-                    ended(c)
-                if consumed is not None:
-                    consumed(c)
-
+            change, effects = resolution(run, pos, found.effect, waiting=waiting)
             return found.make_entry(pos, n), change, effects
 
         entry = await run.actor.take(find)

@@ -145,26 +145,33 @@ async def _attempt(run: InstanceRun, position: str, call: int, take: Take | None
     if found is None:
         return None
     entry = found.make_entry(position, call)
-    if waiting:
-        await _resolve(run, entry, position, found.effect)
-    else:
-        await run.actor.append(entry, effects=found.effect)
+    await _resolve(run, entry, position, found.effect, waiting=waiting)
     return entry
 
 
-async def _resolve(run: InstanceRun, entry: CallEntry, position: str,
-                   effect: Callable[[Connection], None] | None = None) -> None:
-    actor = run.actor
-    # The instance is running again unless another of its waits is still pending.
-    status = "running" if run.waiting <= 1 else None
-    ended = end_wait(actor.instance_id, position)
+def resolution(
+    run: InstanceRun, position: str, effect: Callable[[Connection], None] | None, *,
+    waiting: bool,
+) -> tuple[InstanceChange | None, Callable[[Connection], None] | None]:
+    """What journaling a wait's outcome changes besides its entry: with a wait on,
+    its row goes and the instance runs again (unless another of its waits is pending)."""
+    if not waiting:
+        return None, effect
+    ended = end_wait(run.actor.instance_id, position)
 
     def effects(conn: Connection) -> None:
         ended(conn)
         if effect is not None:
             effect(conn)
 
-    await actor.append(entry, InstanceChange(status=status), effects=effects)
+    return InstanceChange(status="running" if run.waiting <= 1 else None), effects
+
+
+async def _resolve(run: InstanceRun, entry: CallEntry, position: str,
+                   effect: Callable[[Connection], None] | None = None, *,
+                   waiting: bool = True) -> None:
+    change, effects = resolution(run, position, effect, waiting=waiting)
+    await run.actor.append(entry, change, effects=effects)
 
 
 def _idle(run: InstanceRun) -> bool:
@@ -265,7 +272,3 @@ class Waits:
         except Exception:
             # Staying resident is always safe; the sweep covers a missed wake-up.
             log.warning("passivating %s failed", instance_id, exc_info=True)
-
-    def describe(self) -> dict[str, Any]:
-        """Counts for tests and benchmarks."""
-        return {"resident": len(self.runs), "passivated": self.passivated}
