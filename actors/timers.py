@@ -90,6 +90,7 @@ class TimerService:
             delay = min(max(delay, 0.0), self.max_sleep)
             if delay > 0:
                 try:
-                    await asyncio.wait_for(self._nudge.wait(), delay)
+                    async with asyncio.timeout(delay):  # not wait_for: see runtime/waits.py
+                        await self._nudge.wait()
                 except TimeoutError:
                     pass

@@ -122,7 +122,11 @@ async def durable_wait(
             run.blocked += 1
             run.host.waiting_changed(run)
             try:
-                await asyncio.wait_for(wake.wait(), timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that coincides with its timeout, and then this loop
+                # would outlive the node's shutdown.
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
             except TimeoutError:
                 pass
             finally:
