@@ -4,7 +4,8 @@ An actor's body is a coroutine factory; restarting an actor means calling it
 again, which re-reads the journal, so a restart is a recovery. When an actor
 crashes more than ``max_restarts`` times within ``period`` seconds it is given
 up: ``on_give_up`` parks the instance as failed and the node carries on.
-`ActorStopped` (fenced) and cancellation end an actor without a restart.
+`ActorStopped` (fenced) and cancellation end an actor without a restart; `WriteLost`
+(a write it did not wait for failed) restarts it like a crash.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from edda.actors.tasks import cancel_and_wait
-from edda.actors.workflow_actor import ActorStopped
+from edda.actors.workflow_actor import ActorStopped, WriteLost
 
 log = logging.getLogger("edda.supervisor")
 
@@ -74,7 +75,7 @@ class Supervisor:
             except ActorStopped as exc:
                 log.warning("actor %s stopped: %s", key, exc)
                 return
-            except Exception as exc:
+            except (Exception, WriteLost) as exc:
                 now = time.monotonic()
                 crashes.append(now)
                 while crashes and crashes[0] < now - self.period:

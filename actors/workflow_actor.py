@@ -7,14 +7,15 @@ under which every append is made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edda.journal.codec import encode_entry
 from edda.journal.entries import TERMINAL_KINDS, Entry, kind_of
-from edda.journal.errors import FencedError
+from edda.journal.errors import EarlierWriteFailed, FencedError
 from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Taken
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from sqlalchemy import Connection
@@ -27,6 +28,20 @@ class ActorStopped(BaseException):
 
     A `BaseException`, so that ``except Exception`` in user code cannot swallow it.
     """
+
+
+class WriteLost(BaseException):
+    """A write the actor did not wait for failed: its memory is ahead of its journal.
+
+    The supervisor restarts the actor, which replays from what was committed.
+    A `BaseException`, so that user code cannot swallow it.
+    """
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # The error of a submitted write surfaces through `settled`; mark it seen.
+    if not future.cancelled():
+        future.exception()
 
 
 class WorkflowActor:
@@ -50,6 +65,8 @@ class WorkflowActor:
         if next_seq is None:
             next_seq = records[-1].seq + 1 if records else 0
         self.next_seq = next_seq
+        #: The newest write not yet known to be committed (each refers to the one before).
+        self._unsettled: asyncio.Future[Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -76,10 +93,9 @@ class WorkflowActor:
             entry, change, effects = found
             return Taken(kind_of(entry), encode_entry(entry), change, effects, entry)
 
-        try:
-            taken = await self._writer.take_and_append(self.instance_id, seq, self.epoch, take)
-        except FencedError as exc:
-            raise ActorStopped(str(exc)) from exc
+        future = self._writer.take_and_append(self.instance_id, seq, self.epoch, take,
+                                              after=self._unsettled)
+        taken = await self._wait(future)
         return None if taken is None else taken.entry
 
     async def append(
@@ -93,12 +109,61 @@ class WorkflowActor:
 
         Raises:
             ActorStopped: If this node was fenced off the instance.
+            WriteLost: If an earlier `submit` failed.
         """
+        await self._wait(self._queue(entry, change, effects))
+
+    def submit(
+        self,
+        entry: Entry,
+        change: InstanceChange | None = None,
+        *,
+        effects: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Queue an append without waiting for its commit.
+
+        The caller may go on computing, but nothing that leaves the actor (an
+        activity's side effects, a read of its own state, a hook, an answer to a
+        caller) may happen before `settled`. Writes commit in submission order,
+        and a write after a failed one is refused, so the journal never has a gap.
+        """
+        future = self._queue(entry, change, effects)
+        future.add_done_callback(_retrieve)
+        self._unsettled = future
+
+    async def settled(self) -> None:
+        """Wait until every submitted write is committed.
+
+        Raises:
+            ActorStopped: If this node was fenced off the instance.
+            WriteLost: If a submitted write failed.
+        """
+        future = self._unsettled
+        if future is not None:
+            await self._wait(future, submitted=True)
+
+    def _queue(self, entry: Entry, change: InstanceChange | None,
+               effects: Callable[[Connection], None] | None) -> asyncio.Future[None]:
         seq = self.next_seq
         self.next_seq += 1
         op = Append(self.instance_id, seq, self.epoch, kind_of(entry), encode_entry(entry), change,
                     effects=effects)
+        return self._writer.append(op, after=self._unsettled)
+
+    async def _wait(self, future: asyncio.Future[Any], *, submitted: bool = False) -> Any:
         try:
-            await self._writer.append(op)
+            result = await future
         except FencedError as exc:
             raise ActorStopped(str(exc)) from exc
+        except EarlierWriteFailed as exc:
+            raise WriteLost(str(exc)) from exc
+        except Exception as exc:
+            if submitted:
+                raise WriteLost(f"a journal write of {self.instance_id!r} failed: {exc!r}"
+                                ) from exc
+            raise
+        newest = self._unsettled
+        if (newest is not None and newest.done() and not newest.cancelled()
+                and newest.exception() is None):
+            self._unsettled = None
+        return result

@@ -87,19 +87,13 @@ def insert_message(message_id: str, channel: str, data: Any, data_bytes: bytes |
     return effect
 
 
-def is_subscribed(conn: Connection, instance_id: str, address: str) -> bool:
-    """Whether the instance subscribes to the address."""
-    row = (conn.execute(sa.select(_s.c.mode).where(
-        _s.c.instance_id == instance_id, _s.c.address == address))).first()
-    return row is not None
-
-
 @dataclass(slots=True)
 class Audience:
     """Who a freshly stored message may wake, read in the transaction that stored it."""
 
     waiting: list[str]
     modes: set[str]
+    subscribers: set[str]
 
 
 def store_message(message_id: str, address: str, data: Any, data_bytes: bytes | None,
@@ -115,7 +109,8 @@ def store_message(message_id: str, address: str, data: Any, data_bytes: bytes | 
             _w.c.kind == "channel", _w.c.key == address).distinct()).scalars())
         subs = conn.execute(sa.select(_s.c.instance_id, _s.c.mode).where(
             _s.c.address == address)).all()
-        audience.append(Audience(waiting, {r.mode for r in subs}))
+        audience.append(Audience(waiting, {r.mode for r in subs},
+                                 {r.instance_id for r in subs}))
 
     return effect
 
@@ -158,65 +153,77 @@ def unsubscribe(instance_id: str, channel: str) -> Callable[[Connection], None]:
     return effect
 
 
+# A competing receive runs these for every message: built once, not per call.
+_MY_CLAIM = (sa.select(*_COLUMNS)
+             .where(_m.c.channel == sa.bindparam("address"),
+                    _m.c.claimed_by == sa.bindparam("iid"))
+             .order_by(_m.c.id).limit(1))
+_OLDEST_FREE = (sa.select(_m.c.id)
+                .where(_m.c.channel == sa.bindparam("address"), _m.c.claimed_by.is_(None),
+                       sa.or_(_m.c.target_instance_id.is_(None),
+                              _m.c.target_instance_id == sa.bindparam("iid")))
+                .order_by(_m.c.id).limit(1))
+_OLDEST_FREE_LOCKED = _OLDEST_FREE.with_for_update(skip_locked=True)
+_CLAIM = (sa.update(_m).where(_m.c.id == sa.bindparam("row_id"), _m.c.claimed_by.is_(None))
+          .values(claimed_by=sa.bindparam("iid")).returning(*_COLUMNS))
+
+
 def claim_message(address: str, instance_id: str) -> Callable[[Connection], StoredMessage | None]:
     """Job: the competing message this instance claimed earlier but never received
     (a crash came in between), or else the oldest unclaimed one, now claimed."""
+    params = {"address": address, "iid": instance_id}
 
     def job(conn: Connection) -> StoredMessage | None:
-        mine = conn.execute(sa.select(*_COLUMNS).where(
-            _m.c.channel == address, _m.c.claimed_by == instance_id).order_by(_m.c.id).limit(1)
-        ).first()
+        mine = conn.execute(_MY_CLAIM, params).first()
         if mine is not None:
             return _stored(mine)
-        oldest = (
-            sa.select(_m.c.id)
-            .where(_m.c.channel == address, _m.c.claimed_by.is_(None),
-                   sa.or_(_m.c.target_instance_id.is_(None),
-                          _m.c.target_instance_id == instance_id))
-            .order_by(_m.c.id).limit(1)
-        )
-        if conn.dialect.name == "postgresql":
-            oldest = oldest.with_for_update(skip_locked=True)
-        row_id = conn.execute(oldest).scalar()
+        oldest = _OLDEST_FREE_LOCKED if conn.dialect.name == "postgresql" else _OLDEST_FREE
+        row_id = conn.execute(oldest, params).scalar()
         if row_id is None:
             return None
-        claimed = conn.execute(
-            sa.update(_m).where(_m.c.id == row_id, _m.c.claimed_by.is_(None))
-            .values(claimed_by=instance_id).returning(*_COLUMNS)).first()
+        claimed = conn.execute(_CLAIM, {"row_id": row_id, "iid": instance_id}).first()
         return None if claimed is None else _stored(claimed)
 
     return job
 
 
+_delivered = sa.select(_d.c.message_row).where(_d.c.instance_id == sa.bindparam("iid"),
+                                              _d.c.message_row == _m.c.id)
+_NEXT_BROADCAST = (
+    sa.select(*_COLUMNS)
+    .where(_m.c.channel == sa.bindparam("address"), _m.c.published_at >= sa.bindparam("since"),
+           _m.c.claimed_by.is_(None),
+           sa.or_(_m.c.target_instance_id.is_(None),
+                  _m.c.target_instance_id == sa.bindparam("iid")),
+           ~sa.exists(_delivered))
+    .order_by(_m.c.id).limit(1)
+)
+
+
 def next_broadcast(conn: Connection, address: str, instance_id: str,
-                         since: float) -> StoredMessage | None:
+                   since: float) -> StoredMessage | None:
     """The oldest message on ``address`` published since ``since`` that this
-    instance has not received yet."""
-    delivered = sa.select(_d.c.message_row).where(_d.c.instance_id == instance_id,
-                                                   _d.c.message_row == _m.c.id)
-    query = (
-        sa.select(*_COLUMNS)
-        .where(_m.c.channel == address, _m.c.published_at >= since,
-               _m.c.claimed_by.is_(None),
-               sa.or_(_m.c.target_instance_id.is_(None),
-                      _m.c.target_instance_id == instance_id),
-               ~sa.exists(delivered))
-        .order_by(_m.c.id).limit(1)
-    )
-    row = (conn.execute(query)).first()
+    instance has not received yet (broadcast and direct subscriptions)."""
+    row = conn.execute(_NEXT_BROADCAST, {"address": address, "iid": instance_id,
+                                         "since": since}).first()
     return None if row is None else _stored(row)
 
 
+_DELETE_MESSAGE = sa.delete(_m).where(_m.c.id == sa.bindparam("row_id"))
+_INSERT_DELIVERY = sa.insert(_d)
+
+
 def consume(instance_id: str, message: StoredMessage,
-            competing: bool) -> Callable[[Connection], None]:
-    """Effect: a competing message is gone; a broadcast one is marked received."""
+            only_receiver: bool) -> Callable[[Connection], None]:
+    """Effect: a message nobody else will receive (competing, or in a direct
+    mailbox) is gone; a broadcast one is marked received by this instance."""
 
     def effect(conn: Connection) -> None:
-        if competing:
-            conn.execute(sa.delete(_m).where(_m.c.id == message.row_id))
+        if only_receiver:
+            conn.execute(_DELETE_MESSAGE, {"row_id": message.row_id})
         else:
-            conn.execute(sa.insert(_d).values(instance_id=instance_id,
-                                              message_row=message.row_id))
+            conn.execute(_INSERT_DELIVERY, {"instance_id": instance_id,
+                                            "message_row": message.row_id})
 
     return effect
 

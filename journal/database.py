@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
@@ -115,13 +115,14 @@ def _enable_wal(cursor: Any) -> None:
         delay = min(delay * 2, 0.05)
 
 
-def _sqlite_pragmas(engine: Engine, *, synchronous: str, begin: str) -> None:
+def _sqlite_pragmas(engine: Engine, *, synchronous: str, begin: str,
+                    busy_timeout: float = _BUSY_TIMEOUT_S) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from pysqlite so BEGIN is ours to choose.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         _enable_wal(cursor)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
@@ -142,6 +143,7 @@ class Database:
         async_writer: AsyncEngine | None = None,
         sync_writer: Engine | None = None,
         sync_reader: Engine | None = None,
+        inline_reader: Engine | None = None,
         read_slots: int = 5,
     ) -> None:
         self.reader = reader
@@ -153,6 +155,7 @@ class Database:
         # the pool, whose checkout timeout would turn a burst into failures.
         self._read_slots = asyncio.Semaphore(read_slots)
         self._sync_reader = sync_reader
+        self._inline_reader = inline_reader
         self._read_threads: ThreadPoolExecutor | None = None
         if sync_reader is not None:
             self._read_threads = ThreadPoolExecutor(read_slots, thread_name_prefix="edda-sqlite-reader")
@@ -200,8 +203,16 @@ class Database:
                 connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
             )
             _sqlite_pragmas(sync_reader, synchronous=mode, begin="BEGIN")
+            # One connection for quick reads on the event loop itself: it never
+            # waits for a lock (busy timeout 0); a busy database sends the read
+            # to the reader threads instead.
+            inline = create_engine(
+                parsed.url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1),
+                pool_size=1, max_overflow=0, connect_args={"check_same_thread": False},
+            )
+            _sqlite_pragmas(inline, synchronous=mode, begin="BEGIN", busy_timeout=0)
             return cls(reader, "sqlite", sync_writer=writer, sync_reader=sync_reader,
-                       read_slots=max(1, pool_size))
+                       inline_reader=inline, read_slots=max(1, pool_size))
         pool = {
             "pool_timeout": pool_timeout,
             "pool_recycle": pool_recycle,
@@ -214,12 +225,21 @@ class Database:
         return cls(reader, "postgresql", async_writer=async_writer,
                    read_slots=max(1, pool_size + max_overflow))
 
-    async def query(self, reads: Callable[[Connection], T]) -> T:
+    async def query(self, reads: Callable[[Connection], T], *, quick: bool = False) -> T:
         """Run ``reads`` (synchronous) on a reader connection and return its result.
 
         On SQLite this runs on a reader thread: a whole query costs one thread hop,
-        and cancelling the caller cannot leave a connection half-used.
+        and cancelling the caller cannot leave a connection half-used. A ``quick``
+        read (a few indexed rows, on a hot path) runs on the event loop instead,
+        which saves the hop; should the database be busy, it goes to a thread.
         """
+        if quick and self._inline_reader is not None:
+            try:
+                with self._inline_reader.connect() as conn:
+                    return reads(conn)
+            except OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
         if self._sync_reader is not None:
             assert self._read_threads is not None
             engine = self._sync_reader
@@ -231,6 +251,15 @@ class Database:
             return await asyncio.get_running_loop().run_in_executor(self._read_threads, run)
         async with self._read_slots, self.reader.connect() as aconn:
             return await aconn.run_sync(reads)
+
+    async def open_quick_reader(self) -> None:
+        """Connect the quick reader off the event loop (its first connect may
+        wait for the database), so that quick reads never block on connecting."""
+        inline = self._inline_reader
+        if inline is not None:
+            assert self._read_threads is not None
+            await asyncio.get_running_loop().run_in_executor(
+                self._read_threads, lambda: inline.connect().close())
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -268,6 +297,8 @@ class Database:
             assert self._read_threads is not None
             self._read_threads.shutdown(wait=True)
             self._sync_reader.dispose()
+        if self._inline_reader is not None:
+            self._inline_reader.dispose()
         if self._async_writer is not None:
             await self._async_writer.dispose()
         await self.reader.dispose()

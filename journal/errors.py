@@ -22,3 +22,11 @@ class JournalConflictError(RuntimeError):
         super().__init__(f"journal of {instance_id!r} already has an entry at seq {seq}")
         self.instance_id = instance_id
         self.seq = seq
+
+
+class EarlierWriteFailed(RuntimeError):
+    """A write was refused because an earlier write of the same actor failed."""
+
+    def __init__(self, cause: BaseException | None) -> None:
+        super().__init__(f"an earlier journal write of this instance failed: {cause!r}")
+        self.__cause__ = cause

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from edda.journal import schema
-from edda.journal.errors import FencedError, JournalConflictError
+from edda.journal.errors import EarlierWriteFailed, FencedError, JournalConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,6 +111,8 @@ class Taken:
 @dataclass(slots=True)
 class _Pending:
     op: Append | Callable[[Connection], Any]
+    #: An earlier write of the same actor; if it failed, this one is refused.
+    after: asyncio.Future[Any] | None = None
     future: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -144,14 +146,17 @@ class GroupCommitWriter:
         await self._task
         self._task = None
 
-    def append(self, op: Append) -> asyncio.Future[None]:
+    def append(self, op: Append, *, after: asyncio.Future[Any] | None = None
+               ) -> asyncio.Future[None]:
         """Queue an append; the future resolves once it is committed.
 
         The future fails with `FencedError` when the node no longer owns the
         instance at ``op.epoch``, with `JournalConflictError` when the seq is
-        taken, or with the database's error.
+        taken, or with the database's error. With ``after`` (an earlier write
+        of the same actor, committed in this batch or an earlier one), it fails
+        with `EarlierWriteFailed` when that write failed, and nothing is written.
         """
-        return self._submit(op)
+        return self._submit(op, after)
 
     def run(self, job: Callable[[Connection], T]) -> asyncio.Future[T]:
         """Run ``job`` (synchronous) inside the next batch's transaction; resolves to its result."""
@@ -160,6 +165,7 @@ class GroupCommitWriter:
     def take_and_append(
         self, instance_id: str, seq: int, epoch: int,
         take: Callable[[Connection], Taken | None],
+        *, after: asyncio.Future[Any] | None = None,
     ) -> asyncio.Future[Taken | None]:
         """Find something and journal it in one transaction (a competing message:
         claim it and record its receipt at once). Resolves to None when ``take``
@@ -191,12 +197,12 @@ class GroupCommitWriter:
                 taken.effects(conn)
             return taken
 
-        return self.run(job)
+        return self._submit(job, after)
 
-    def _submit(self, op: Any) -> asyncio.Future[Any]:
+    def _submit(self, op: Any, after: asyncio.Future[Any] | None = None) -> asyncio.Future[Any]:
         if self._task is None or self._task.done():
             raise RuntimeError("the journal writer is not running (app not initialised?)")
-        pending = _Pending(op)
+        pending = _Pending(op, after)
         self._queue.put_nowait(pending)
         return pending.future
 
@@ -221,6 +227,9 @@ class GroupCommitWriter:
                 await self._flush(batch)
 
     async def _flush(self, batch: list[_Pending]) -> None:
+        batch = _drop_orphans(batch)
+        if not batch:
+            return
         try:
             outcomes = await self._db.write(lambda conn: self._commit(conn, batch))
         except Exception as exc:
@@ -299,6 +308,27 @@ class GroupCommitWriter:
             if not isinstance(pending.op, Append):
                 outcomes[i] = (True, pending.op(conn))
         return outcomes
+
+
+def _drop_orphans(batch: list[_Pending]) -> list[_Pending]:
+    """Refuse (and leave out) writes whose earlier write has already failed.
+
+    Earlier writes in the same batch are not settled yet; they commit with it.
+    """
+    kept: list[_Pending] = []
+    for pending in batch:
+        after = pending.after
+        failed = after is not None and after.done() and (
+            after.cancelled() or after.exception() is not None)
+        if not failed:
+            kept.append(pending)
+            continue
+        assert after is not None
+        cause = None if after.cancelled() else after.exception()
+        error: Exception = (cause if isinstance(cause, FencedError | EarlierWriteFailed)
+                            else EarlierWriteFailed(cause))
+        _settle(pending.future, error=error)
+    return kept
 
 
 def _apply_changes(conn: Connection, changes: dict[str, dict[str, Any]], now: float) -> None:

@@ -44,10 +44,16 @@ def _v3_channels_and_recur(conn: Connection) -> None:
     ])
 
 
+def _v4_channel_queue_index(conn: Connection) -> None:
+    # A v3 created after this index joined the schema already has it.
+    schema.channel_queue_index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
     (2, "durable waits, events and their deliveries", _v2_waits_and_events),
     (3, "channels, subscriptions, deliveries and the journal archive", _v3_channels_and_recur),
+    (4, "an index for competing receives: claim by channel and claimant", _v4_channel_queue_index),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

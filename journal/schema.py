@@ -128,6 +128,9 @@ channel_messages = sa.Table(
 )
 sa.Index("edda_channel_messages_channel", channel_messages.c.channel, channel_messages.c.id)
 sa.Index("edda_channel_messages_claimed", channel_messages.c.claimed_by)
+#: A competing receive's lookups: its own claim, or the oldest unclaimed message.
+channel_queue_index = sa.Index("edda_channel_messages_queue", channel_messages.c.channel,
+                               channel_messages.c.claimed_by, channel_messages.c.id)
 sa.Index("edda_channel_messages_published", channel_messages.c.published_at)
 
 #: Channel subscriptions; ``address`` is the channel a direct subscription maps to.

@@ -111,6 +111,8 @@ class Activity(Generic[P, R]):
             raise error
         stored_args = to_jsonable(list(args), what=f"positional arguments of activity {self.name!r}")
         stored_kwargs = to_jsonable(kwargs, what=f"keyword arguments of activity {self.name!r}")
+        # Side effects come only after everything the workflow journaled is committed.
+        await run.actor.settled()
         run.busy += 1  # a running activity keeps the actor resident
         run.host.waiting_changed(run)
         try:
@@ -126,10 +128,14 @@ class Activity(Generic[P, R]):
                 result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
                 attempts=attempts,
             )
-            await run.actor.append(entry, InstanceChange(current_activity_id=position))
+            # Not waited for: the workflow goes on to its next step while this commits,
+            # so the two share a transaction (see WorkflowActor.submit).
+            run.actor.submit(entry, InstanceChange(current_activity_id=position))
         finally:
             run.busy -= 1
             run.host.waiting_changed(run)
+        if ctx.hooks is not None:
+            await run.actor.settled()  # a hook hears of a result only once it is durable
         await fire(ctx.hooks, "on_activity_complete", ctx.instance_id, position, self.name,
                    result, False)
         return result

@@ -164,6 +164,7 @@ class EddaApp:
         if self._initialized:
             return
         await migrate(self._db)
+        await self._db.open_quick_reader()
         self._writer = GroupCommitWriter(self._db, self.worker_id, max_batch=self._max_batch)
         self._writer.start()
         self._lease = NodeLease(self._writer, self.worker_id, self.service_name,

@@ -25,7 +25,6 @@ from edda.journal.channels import (
     StoredMessage,
     claim_message,
     consume,
-    is_subscribed,
     new_message_id,
     next_broadcast,
     store_message,
@@ -201,17 +200,19 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
     mode, address, since = subscription or ("broadcast", channel, 0.0)
     iid = ctx.instance_id
 
-    def delivery(message: StoredMessage, competing: bool) -> Delivery:
+    def delivery(message: StoredMessage) -> Delivery:
         return Delivery(
             lambda pos, n: MessageReceived(
                 position=pos, call=n, channel=channel, message_id=message.message_id,
                 row_id=message.row_id, data=message.data, data_bytes=message.data_bytes,
                 metadata=message.metadata, published_at=message.published_at),
-            consume(iid, message, competing))
+            # A competing or direct message has no other receiver: it goes at once.
+            consume(iid, message, only_receiver=mode != "broadcast"))
 
     async def poll() -> Delivery | None:
-        found = await run.db.query(lambda conn: next_broadcast(conn, address, iid, since))
-        return None if found is None else delivery(found, False)
+        found = await run.db.query(lambda conn: next_broadcast(conn, address, iid, since),
+                                   quick=True)
+        return None if found is None else delivery(found)
 
     async def take(pos: str, n: int, waiting: bool) -> CallEntry | None:
         # Competing: claim the message and journal its receipt in one transaction.
@@ -222,7 +223,7 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
             message = claim(conn)
             if message is None:
                 return None
-            found = delivery(message, True)
+            found = delivery(message)
             change, effects = resolution(run, pos, found.effect, waiting=waiting)
             return found.make_entry(pos, n), change, effects
 
@@ -317,14 +318,18 @@ async def _publish_durably(ctx: WorkflowContext, position: str, call: int, chann
     meta = {**metadata, "published_at": now, "source_instance_id": ctx.instance_id}
     if direct:
         meta["sent_at"] = now
-    subscribed = False
-    if direct and target is not None:  # send_to's answer is journaled, so read it first
-        receiver = target
-        subscribed = await run.db.query(lambda conn: is_subscribed(conn, receiver, address))
     audience: list[Audience] = []
-    await run.actor.append(
-        MessagePublished(position=position, call=call, channel=address, message_id=message_id,
-                         receiver_subscribed=subscribed, direct=direct),
-        effects=store_message(message_id, address, payload, raw, meta, target, audience))
+    store = store_message(message_id, address, payload, raw, meta, target, audience)
+
+    def find(conn: Connection) -> tuple[CallEntry, None, None]:
+        # send_to's answer is journaled: read it in the transaction that stores the message.
+        store(conn)
+        subscribed = direct and target in audience[0].subscribers
+        return MessagePublished(position=position, call=call, channel=address,
+                                message_id=message_id, receiver_subscribed=subscribed,
+                                direct=direct), None, None
+
+    published = await run.actor.take(find)
+    assert isinstance(published, MessagePublished)
     await wake_receivers(run.host.notify, audience[0], target)
-    return subscribed if direct else message_id
+    return published.receiver_subscribed if direct else message_id

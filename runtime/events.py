@@ -168,7 +168,8 @@ async def _wait_event(ctx: WorkflowContext, position: str, call: int, event_type
 
     async def poll() -> Delivery | None:
         found = await run.db.query(
-            lambda conn: next_event(conn, ctx.instance_id, event_type, run.started_at))
+            lambda conn: next_event(conn, ctx.instance_id, event_type, run.started_at),
+            quick=True)
         if found is None:
             return None
         return Delivery(

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edda.actors.workflow_actor import ActorStopped, WorkflowActor
+from edda.actors.workflow_actor import ActorStopped, WorkflowActor, WriteLost
 from edda.journal.codec import encode_json
 from edda.journal.entries import (
     CALL_ENTRY_TYPES,
@@ -207,7 +207,7 @@ async def run_workflow(
         if run.fatal is not None:
             raise run.fatal
         stored = to_jsonable(result, what=f"result of workflow {wf.name!r}")
-    except (ActorStopped, asyncio.CancelledError):
+    except (ActorStopped, WriteLost, asyncio.CancelledError):
         host.detach(run)
         raise
     except Recurred as recurred:

@@ -145,6 +145,7 @@ async def _attempt(run: InstanceRun, position: str, call: int, take: Take | None
         return await take(position, call, waiting)
     if poll is None:
         return None
+    await run.actor.settled()  # the poll must see what this run has journaled
     found = await poll()
     if found is None:
         return None
@@ -175,7 +176,8 @@ async def _resolve(run: InstanceRun, entry: CallEntry, position: str,
                    effect: Callable[[Connection], None] | None = None, *,
                    waiting: bool = True) -> None:
     change, effects = resolution(run, position, effect, waiting=waiting)
-    await run.actor.append(entry, change, effects=effects)
+    # Not waited for: the workflow computes on while it commits (see WorkflowActor.submit).
+    run.actor.submit(entry, change, effects=effects)
 
 
 def _idle(run: InstanceRun) -> bool:

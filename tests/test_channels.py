@@ -172,6 +172,9 @@ async def test_direct_messages_reach_the_instance_even_before_it_subscribes(
     assert await starting == target
     result = (await _finished(app, target))["output_data"]["result"]
     assert result == [[{"k": 1}, first], [{"k": 2}, second]]
+    # A direct message has one receiver: once received it is gone, not kept for retention.
+    assert await _count(app, schema.channel_messages) == 0
+    assert await _count(app, schema.channel_deliveries) == 0
     del GATES["mailbox-2"]
 
 

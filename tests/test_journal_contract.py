@@ -12,7 +12,7 @@ import pytest
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, WorkflowStarted, kind_of
-from edda.journal.errors import FencedError, JournalConflictError
+from edda.journal.errors import EarlierWriteFailed, FencedError, JournalConflictError
 from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
 from edda.journal.migrations import LATEST_VERSION, current_version, migrate
 from edda.journal.nodes import claim_orphans, register_node, remove_nodes
@@ -165,3 +165,27 @@ async def test_writer_job_errors_reach_only_their_caller(
     )
     assert isinstance(results[0], RuntimeError) and results[1] is None
     assert len(await read_journal(db, "i6")) == 1
+
+
+async def test_a_write_after_a_failed_one_is_refused(db: Database, writer: GroupCommitWriter) -> None:
+    """An actor that did not wait for a write never gets a later one committed
+    without it: in the same batch or in a later one, the later write is refused."""
+    await writer.append(start_op("i7"))
+    await writer.append(step("i7", 1))
+    # Same batch: the first conflicts (seq 1 is taken), the one after it is refused.
+    failed = writer.append(step("i7", 1, position="dup"))
+    refused = writer.append(step("i7", 2), after=failed)
+    results = await asyncio.gather(failed, refused, return_exceptions=True)
+    assert isinstance(results[0], JournalConflictError)
+    assert isinstance(results[1], EarlierWriteFailed)
+    # A later batch, and a take job: refused as well, and nothing is written.
+    taken = writer.take_and_append("i7", 2, 1, lambda conn: None, after=failed)
+    with pytest.raises(EarlierWriteFailed):
+        await taken
+    with pytest.raises(EarlierWriteFailed):
+        await writer.append(step("i7", 3), after=refused)
+    assert [r.seq for r in await read_journal(db, "i7")] == [0, 1]
+    # After a write that succeeded, the next one commits.
+    ok = writer.append(step("i7", 2))
+    await writer.append(step("i7", 3), after=ok)
+    assert [r.seq for r in await read_journal(db, "i7")] == [0, 1, 2, 3]
