@@ -50,6 +50,7 @@ class Recovery:
         interval: float,
         wake: Callable[[str], Awaitable[None]] | None = None,
         on_freed: Callable[[], None] | None = None,
+        cancels: Callable[[], Awaitable[None]] | None = None,
         retention_seconds: float | None = None,
         batch: int = 500,
     ) -> None:
@@ -60,6 +61,7 @@ class Recovery:
         self._is_running = is_running
         self._wake = wake
         self._on_freed = on_freed
+        self._cancels = cancels
         self.retention_seconds = retention_seconds
         self.interval = interval
         self.batch = batch
@@ -111,6 +113,8 @@ class Recovery:
                 claimed.append(item)
         await self._report_unknown(names)
         await self._redeliver()
+        if self._cancels is not None:
+            await self._cancels()  # cancels committed but not yet handed to a run
         if self.retention_seconds is not None:
             cutoff = time.time() - self.retention_seconds
             await writer.run(purge_events(cutoff))

@@ -25,6 +25,9 @@ from edda.runtime.channels import receive as receive
 from edda.runtime.channels import send_to as send_to
 from edda.runtime.channels import subscribe as subscribe
 from edda.runtime.channels import unsubscribe as unsubscribe
+from edda.runtime.compensation import compensation as compensation
+from edda.runtime.compensation import on_failure as on_failure
+from edda.runtime.compensation import register_compensation as register_compensation
 from edda.runtime.context import WorkflowContext as WorkflowContext
 from edda.runtime.errors import NonDeterminismError as NonDeterminismError
 from edda.runtime.errors import RetryExhaustedError as RetryExhaustedError
@@ -64,8 +67,11 @@ __all__ = (
     "WorkflowContext",
     "WorkflowHooks",
     "activity",
+    "compensation",
+    "on_failure",
     "publish",
     "receive",
+    "register_compensation",
     "send_event",
     "send_to",
     "sleep",

@@ -39,8 +39,20 @@ class WorkflowStarted(_Entry, tag="workflow_started", frozen=True):
     subscriptions: list[dict[str, Any]] = []
 
 
+class CompensationCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A compensation to run if the workflow fails or is cancelled: the registered
+    function's name and the (JSON) arguments it will be called with after ``ctx``."""
+
+    name: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+
+
 class ActivityCompleted(_Entry, tag="activity_completed", frozen=True):
-    """An activity returned; ``call`` is the order in which the workflow made the call."""
+    """An activity returned; ``call`` is the order in which the workflow made the call.
+
+    ``compensation`` is its ``@on_failure`` compensation, registered by this entry.
+    """
 
     position: str
     call: int
@@ -50,6 +62,7 @@ class ActivityCompleted(_Entry, tag="activity_completed", frozen=True):
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     attempts: int = 1
+    compensation: CompensationCall | None = None
 
 
 class ActivityFailed(_Entry, tag="activity_failed", frozen=True):
@@ -71,9 +84,54 @@ class WorkflowCompleted(_Entry, tag="workflow_completed", frozen=True):
 
 
 class WorkflowFailed(_Entry, tag="workflow_failed", frozen=True):
-    """The workflow function raised, or the runtime gave up on the instance."""
+    """The workflow function raised, or the runtime gave up on the instance;
+    ``failed_compensations`` names the registrations whose compensation failed."""
 
     error: ErrorInfo
+    failed_compensations: list[str] = []
+
+
+class CompensationRegistered(_Entry, tag="compensation_registered", frozen=True):
+    """``register_compensation`` in the workflow body."""
+
+    position: str
+    call: int
+    compensation: CompensationCall
+
+
+class CompensationsStarted(_Entry, tag="compensations_started", frozen=True):
+    """The workflow failed with ``error``; its compensations run now, newest first.
+    From here on a restart goes straight back to compensating."""
+
+    error: ErrorInfo
+
+
+class WorkflowCancelling(_Entry, tag="workflow_cancelling", frozen=True):
+    """A cancel reached the instance; its compensations run now, newest first.
+    From here on a restart goes straight back to compensating."""
+
+    cancelled_by: str
+    cancelled_at: float
+    previous_status: str
+
+
+class CompensationDone(_Entry, tag="compensation_done", frozen=True):
+    """The compensation registered at ``registered_at`` (a position) ran, successfully
+    or (``error`` set) for the last time its retry policy allowed."""
+
+    registered_at: str
+    name: str
+    attempts: int = 1
+    error: ErrorInfo | None = None
+
+
+class WorkflowCancelled(_Entry, tag="workflow_cancelled", frozen=True):
+    """The instance ended cancelled, after its compensations."""
+
+    cancelled_by: str
+    cancelled_at: float
+    previous_status: str
+    failed_compensations: list[str] = []
 
 
 class WaitStarted(_Entry, tag="wait_started", frozen=True):
@@ -180,18 +238,25 @@ CallEntry = (
     | Unsubscribed
     | MessagePublished
     | MessageReceived
+    | CompensationRegistered
 )
 
 #: Every journal entry: the workflow's own lifecycle and its durable calls.
-Entry = WorkflowStarted | WorkflowCompleted | WorkflowFailed | WorkflowRecurred | CallEntry
+Entry = (
+    WorkflowStarted | WorkflowCompleted | WorkflowFailed | WorkflowRecurred
+    | CompensationsStarted | WorkflowCancelling | CompensationDone | WorkflowCancelled
+    | CallEntry
+)
 
 # Spelled out (not derived) so that isinstance() narrows for the type checker.
 CALL_ENTRY_TYPES = (ActivityCompleted, ActivityFailed, WaitStarted, TimerFired, EventReceived,
-                    WaitTimedOut, Subscribed, Unsubscribed, MessagePublished, MessageReceived)
+                    WaitTimedOut, Subscribed, Unsubscribed, MessagePublished, MessageReceived,
+                    CompensationRegistered)
 assert set(CALL_ENTRY_TYPES) == set(typing.get_args(CallEntry)), "keep in step with CallEntry"
 
 #: Entries after which an instance never runs again.
-TERMINAL_KINDS = frozenset({"workflow_completed", "workflow_failed", "workflow_recurred"})
+TERMINAL_KINDS = frozenset({"workflow_completed", "workflow_failed", "workflow_recurred",
+                            "workflow_cancelled"})
 
 
 def kind_of(entry: Entry) -> str:

@@ -49,11 +49,19 @@ def _v4_channel_queue_index(conn: Connection) -> None:
     schema.channel_queue_index.create(conn, checkfirst=True)
 
 
+def _v5_cancel_requests(conn: Connection) -> None:
+    # A v1 created after this column joined the schema already has it.
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(schema.instances.name)}
+    if "cancel_request" not in columns:
+        conn.execute(sa.text(f"ALTER TABLE {schema.instances.name} ADD COLUMN cancel_request TEXT"))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
     (2, "durable waits, events and their deliveries", _v2_waits_and_events),
     (3, "channels, subscriptions, deliveries and the journal archive", _v3_channels_and_recur),
     (4, "an index for competing receives: claim by channel and claimant", _v4_channel_queue_index),
+    (5, "cancel requests on instances", _v5_cancel_requests),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -53,6 +53,8 @@ instances = sa.Table(
     sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
     sa.Column("started_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    #: The instance's cancel mailbox: JSON {by, at, previous_status} once requested.
+    sa.Column("cancel_request", sa.Text, nullable=True),
 )
 sa.Index("edda_instances_status_name", instances.c.status, instances.c.workflow_name)
 sa.Index("edda_instances_started", instances.c.started_at, instances.c.instance_id)

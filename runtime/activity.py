@@ -20,11 +20,13 @@ import anyio.to_thread
 
 from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.group_commit import InstanceChange
+from edda.runtime.compensation import bind_for_activity, compensation_of
 from edda.runtime.context import WorkflowContext
 from edda.runtime.errors import NonDeterminismError, RetryExhaustedError, TerminalError
 from edda.runtime.hooks import fire
 from edda.runtime.replay import restore_result
 from edda.runtime.retry import DEFAULT_RETRY_POLICY, RetryMetadata, RetryPolicy
+from edda.runtime.saga import cancelled_error
 from edda.runtime.serialization import (
     NotSerializableError,
     error_info,
@@ -66,6 +68,8 @@ class Activity(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(func)
         self.retry_policy = retry_policy
         functools.update_wrapper(self, func)
+        #: The ``@on_failure`` compensation (put under or over ``@activity``).
+        self.compensation: Callable[..., Any] | None = compensation_of(func)
 
     def __call__(
         self, ctx: WorkflowContext, *args: P.args, **kwargs: P.kwargs
@@ -111,8 +115,10 @@ class Activity(Generic[P, R]):
             raise error
         stored_args = to_jsonable(list(args), what=f"positional arguments of activity {self.name!r}")
         stored_kwargs = to_jsonable(kwargs, what=f"keyword arguments of activity {self.name!r}")
-        # Side effects come only after everything the workflow journaled is committed.
+        # Side effects come only after everything the workflow journaled is committed,
+        # and never once a cancel has reached the instance.
         await run.actor.settled()
+        _check_cancel(ctx)
         run.busy += 1  # a running activity keeps the actor resident
         run.host.waiting_changed(run)
         try:
@@ -120,17 +126,22 @@ class Activity(Generic[P, R]):
                                                     stored_kwargs, call)
             try:
                 stored = to_jsonable(result, what=f"result of activity {self.name!r}")
+                undo = None if self.compensation is None else bind_for_activity(
+                    self.func, self.compensation, args, kwargs, result,
+                    self.compensation.__name__)
             except NotSerializableError as exc:
                 await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempts)
                 raise
             entry = ActivityCompleted(
                 position=position, call=call, activity_name=self.name, result=stored,
                 result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
-                attempts=attempts,
+                attempts=attempts, compensation=undo,
             )
             # Not waited for: the workflow goes on to its next step while this commits,
             # so the two share a transaction (see WorkflowActor.submit).
             run.actor.submit(entry, InstanceChange(current_activity_id=position))
+            if undo is not None:
+                run.compensations.append((position, undo))
         finally:
             run.busy -= 1
             run.host.waiting_changed(run)
@@ -169,7 +180,7 @@ class Activity(Generic[P, R]):
             except Exception as exc:
                 metadata.add_attempt(attempt, exc)
                 elapsed = time.monotonic() - started
-                reason = _stop_reason(policy, exc, attempt, elapsed)
+                reason = policy.stop_reason(exc, attempt, elapsed)
                 if reason is not None:
                     final = RetryExhaustedError(
                         f"Activity {self.name} failed after {attempt} attempts: {reason}"
@@ -181,7 +192,9 @@ class Activity(Generic[P, R]):
                 delay = policy.calculate_delay(attempt)
                 await fire(ctx.hooks, "on_activity_retry", ctx.instance_id, position, self.name,
                            exc, attempt, delay)
+                _check_cancel(ctx)
                 await asyncio.sleep(delay)
+                _check_cancel(ctx)  # a cancel stops the retries; nothing is recorded
 
     async def _fail(
         self,
@@ -200,18 +213,22 @@ class Activity(Generic[P, R]):
         await ctx._run.actor.append(entry, InstanceChange(current_activity_id=position))
         await fire(ctx.hooks, "on_activity_failed", ctx.instance_id, position, self.name, error)
 
+    @property
+    def _compensation_func(self) -> Callable[..., Any] | None:
+        return self.compensation
+
+    @_compensation_func.setter
+    def _compensation_func(self, func: Callable[..., Any]) -> None:
+        self.compensation = func
+
     def __repr__(self) -> str:
         return f"<Activity {self.name}>"
 
 
-def _stop_reason(policy: RetryPolicy, error: Exception, attempt: int, elapsed: float) -> str | None:
-    if not policy.is_retryable(error):
-        return f"Error type {type(error).__name__} is not retryable"
-    if policy.max_attempts is not None and attempt >= policy.max_attempts:
-        return f"Max attempts ({policy.max_attempts}) reached"
-    if policy.max_duration is not None and elapsed >= policy.max_duration:
-        return f"Max duration ({policy.max_duration}s) exceeded (elapsed: {elapsed:.1f}s)"
-    return None
+def _check_cancel(ctx: WorkflowContext) -> None:
+    request = ctx._run.cancel
+    if request is not None:
+        raise cancelled_error(ctx.instance_id, request.by)
 
 
 @overload

@@ -39,6 +39,7 @@ from edda.runtime.hooks import fire
 from edda.runtime.instances import InstanceRunner
 from edda.runtime.registry import current_app, get_all_workflows, set_current_app
 from edda.runtime.retry import RetryPolicy
+from edda.runtime.saga import CancelResult
 from edda.transports.inproc import InProcTransport
 
 if TYPE_CHECKING:
@@ -181,6 +182,7 @@ class EddaApp:
         self._recovery = Recovery(
             self._db, self._lease, names, runner.activate_claimed, self.supervisor.is_running,
             interval=self.recovery_interval, wake=self.wake, on_freed=self._timers.nudge,
+            cancels=runner.deliver_pending_cancels,
             retention_seconds=self.message_retention_days * 86400.0,
         )
         self._initialized = True
@@ -314,6 +316,30 @@ class EddaApp:
                                              target_instance_id, audience))
         await wake_receivers(self.wake, audience[0], target_instance_id)
         return message_id
+
+    async def cancel_workflow(self, instance_id: str, cancelled_by: str = "user"
+                              ) -> CancelResult:
+        """Cancel a running or waiting workflow instance.
+
+        Returns once the cancel is committed (it is never lost). From then on the
+        instance starts no new activity; an activity already running finishes (and
+        is compensated). Its compensations then run newest first and it ends
+        ``cancelled`` with ``cancelled_by``, ``cancelled_at`` and
+        ``previous_status`` in its ``output_data``.
+
+        Returns:
+            A `CancelResult`: true if the cancel was accepted; false (with
+            ``.reason``) for an unknown instance, one that has ended, one that is
+            compensating after a failure, or one already asked to cancel.
+
+        Raises:
+            RuntimeError: If the app is not initialized.
+            ValueError: If ``cancelled_by`` is empty.
+        """
+        if not self._initialized:
+            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        outcome = await self._runner.cancel(instance_id, cancelled_by)
+        return CancelResult(outcome.accepted, outcome.reason)
 
     async def wake(self, instance_id: str) -> None:
         """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""

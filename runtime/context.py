@@ -75,7 +75,19 @@ class WorkflowContext:
 
         Raises:
             ValueError: If an explicit id is empty or was already used in this run.
+            WorkflowCancelledException: If the instance is being cancelled.
+            RuntimeError: Inside a compensation, which cannot make durable calls.
         """
+        run = self._run
+        if run.compensating:
+            raise RuntimeError(
+                f"{name!r} was called from a compensation of {self.instance_id!r}; a "
+                "compensation cannot make durable calls (activities, waits, channels): "
+                "do its work directly, it is retried per its retry policy")
+        if run.cancel is not None:
+            from edda.runtime.saga import cancelled_error
+
+            raise cancelled_error(self.instance_id, run.cancel.by)
         if explicit_id is None:
             n = self._counters.get(name, 0) + 1
             self._counters[name] = n

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
@@ -18,6 +19,7 @@ from edda.actors.supervisor import Supervisor
 from edda.actors.tasks import cancel_and_wait
 from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
+from edda.journal.cancel import CancelOutcome, CancelRequest, pending_cancels, request_cancel
 from edda.journal.entries import WorkflowFailed
 from edda.journal.group_commit import InstanceChange
 from edda.journal.store import Record, get_instance_row, next_seq, read_journal
@@ -25,7 +27,8 @@ from edda.journal.waits import claim_instance, end_all_waits
 from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
 from edda.runtime.registry import get_all_workflows, get_workflow
-from edda.runtime.replay import Outcome, failure_output, run_workflow
+from edda.runtime.replay import run_workflow
+from edda.runtime.saga import Outcome, failure_output
 from edda.runtime.serialization import error_info
 from edda.runtime.waits import Waits
 
@@ -138,14 +141,17 @@ class InstanceRunner:
         if wf is None:
             raise LookupError(f"workflow {workflow_name!r} of instance {instance_id!r} is not "
                               "registered on this node")
-        if records is None:
+        cancel = None
+        if records is None:  # a recovery or re-activation: a cancel may be waiting
             records = await read_journal(db, instance_id)
+            row = await get_instance_row(db, instance_id)
+            cancel = None if row is None else CancelRequest.decode(row["cancel_request"])
         actor = WorkflowActor(instance_id, workflow_name, epoch, records, writer)
         try:
             outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
                                          default_retry_policy=self.default_retry_policy,
                                          host=self.waits, db=db,
-                                         service_name=self.service_name)
+                                         service_name=self.service_name, cancel=cancel)
         except ActorStopped as exc:
             self.settle(instance_id, Outcome(error=InstanceTakenOverError(
                 f"{exc}; its outcome is available from get_instance({instance_id!r})")))
@@ -190,6 +196,59 @@ class InstanceRunner:
                            error)
         finally:
             self.settle(instance_id, Outcome(error=error))
+
+    # -- cancellation -------------------------------------------------------------
+
+    async def cancel(self, instance_id: str, cancelled_by: str) -> CancelOutcome:
+        """Commit a cancel request, then hand it to the instance wherever it runs."""
+        if not isinstance(cancelled_by, str) or not cancelled_by:
+            raise ValueError("cancelled_by must be a non-empty string naming who cancels")
+        run = self.waits.runs.get(instance_id)
+        now = time.time()
+        if run is not None:
+            if run.compensating or run.finishing:
+                return CancelOutcome(False, f"instance {instance_id!r} cannot be cancelled: "
+                                     "it is already ending")
+            if run.cancel is not None:
+                return CancelOutcome(False, "a cancel was already requested by "
+                                     f"{run.cancel.by!r}", self.node_id, run.cancel)
+            # Before the commit: once it is committed, no new activity may start here.
+            run.cancel = CancelRequest(cancelled_by, now, "running")
+        try:
+            outcome = await self._require_writer().run(
+                request_cancel(instance_id, cancelled_by, now))
+        except BaseException:
+            if run is not None:
+                run.cancel = None
+            raise
+        if run is not None:
+            run.cancel = outcome.request if outcome.accepted else None
+        if outcome.accepted:
+            self.deliver_cancel(instance_id, outcome)
+        return outcome
+
+    def deliver_cancel(self, instance_id: str, outcome: CancelOutcome) -> None:
+        """Hand a committed cancel to a run of this node, or wake the instance so that
+        whoever runs (or claims) it reads the request."""
+        assert outcome.request is not None
+        if self.waits.runs.get(instance_id) is not None or self.supervisor.is_running(instance_id):
+            self.waits.cancel(instance_id, outcome.request)
+        else:
+            self.waits.spawn(self.wake(instance_id))
+
+    async def deliver_pending_cancels(self) -> None:
+        """The sweep's safety net: cancels committed for instances this node owns (or
+        nobody does) that have not reached a run yet."""
+        db = self._require_db()
+        ids = await db.query(lambda conn: pending_cancels(conn, self.node_id))
+        for instance_id in ids:
+            run = self.waits.runs.get(instance_id)
+            if run is not None and run.cancel is not None:
+                continue
+            row = await get_instance_row(db, instance_id)
+            request = None if row is None else CancelRequest.decode(row["cancel_request"])
+            if request is not None:
+                self.deliver_cancel(instance_id, CancelOutcome(True, "pending", None, request))
 
     # -- wake-ups -----------------------------------------------------------------
 

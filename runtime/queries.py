@@ -37,6 +37,10 @@ _EVENT_TYPES = {
     "message_published": "MessagePublished",
     "message_received": "ChannelMessageReceived",
     "workflow_recurred": "WorkflowRecurred",
+    "compensation_registered": "CompensationRegistered",
+    "compensations_started": "CompensationsStarted",
+    "workflow_cancelling": "WorkflowCancelling",
+    "workflow_cancelled": "WorkflowCancelled",
 }
 
 
@@ -96,6 +100,14 @@ def _history_item(instance_id: str, row: dict[str, Any]) -> dict[str, Any]:
         if kind == "activity_failed":
             data["activity_name"] = body["activity_name"]
             data["input"] = {"args": body.get("args", []), "kwargs": body.get("kwargs", {})}
+    elif kind == "compensation_done":
+        activity_id = f"compensation:{body['registered_at']}"
+        data = {"activity_name": body["name"], "compensation_id": body["registered_at"],
+                "attempts": body.get("attempts", 1)}
+        error = body.get("error")
+        if error is not None:
+            data.update(error_type=error["qualname"], error_message=error["message"])
+        kind = "CompensationFailed" if error is not None else "CompensationExecuted"
     elif kind == "message_received":
         data = {"id": body["message_id"], "channel": body["channel"],
                 "data": {"_binary": True} if body.get("data_bytes") else body.get("data"),

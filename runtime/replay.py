@@ -16,18 +16,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edda.actors.workflow_actor import ActorStopped, WorkflowActor, WriteLost
+from edda.journal.cancel import CancelRequest
 from edda.journal.codec import encode_json
 from edda.journal.entries import (
     CALL_ENTRY_TYPES,
     ActivityCompleted,
     ActivityFailed,
     CallEntry,
+    CompensationCall,
+    CompensationRegistered,
+    CompensationsStarted,
     EventReceived,
     MessagePublished,
     MessageReceived,
     Subscribed,
     Unsubscribed,
     WaitStarted,
+    WorkflowCancelled,
+    WorkflowCancelling,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowRecurred,
@@ -38,6 +44,7 @@ from edda.journal.waits import end_all_waits
 from edda.runtime.context import Recurred, WorkflowContext
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.hooks import fire
+from edda.runtime.saga import Outcome, Saga, cancelled_error, registered_compensations
 from edda.runtime.serialization import (
     error_info,
     import_path,
@@ -73,6 +80,8 @@ def operation_of(entry: CallEntry) -> str:
             return f"unsubscribe {entry.channel!r}"
         case MessagePublished():
             return "send_to" if entry.direct else f"publish {entry.channel!r}"
+        case CompensationRegistered():
+            return f"register_compensation {entry.compensation.name!r}"
     return type(entry).__name__
 
 
@@ -151,25 +160,14 @@ class InstanceRun:
     blocked: int = 0
     busy: int = 0
     wakes: set[asyncio.Event] = field(default_factory=set)
-
-
-def failure_output(exc: BaseException) -> str:
-    """The ``output_data`` of a failed instance, as Edda shapes it."""
-    info = error_info(exc)
-    return encode_json(
-        {"error_message": info.message, "error_type": info.qualname, "stack_trace": info.traceback}
-    )
-
-
-class Outcome:
-    """How a run ended (or that it first suspended), for whoever waits on the instance."""
-
-    def __init__(self, result: Any = None, error: BaseException | None = None,
-                 suspended: bool = False, recurred: Recurred | None = None) -> None:
-        self.result = result
-        self.error = error
-        self.suspended = suspended
-        self.recurred = recurred
+    #: Registered compensations, oldest first: (the position that registered it, call).
+    compensations: list[tuple[str, CompensationCall]] = field(default_factory=list)
+    #: A cancel that reached this run; from then on no new durable call starts.
+    cancel: CancelRequest | None = None
+    #: The body has ended and its outcome is being journaled: too late to cancel.
+    finishing: bool = False
+    #: Compensations are running: durable calls are not allowed.
+    compensating: bool = False
 
 
 async def run_workflow(
@@ -182,8 +180,12 @@ async def run_workflow(
     host: RunHost,
     db: Database,
     service_name: str | None = None,
+    cancel: CancelRequest | None = None,
 ) -> Outcome:
-    """Replay and run one instance until it completes or fails.
+    """Replay and run one instance until it completes, fails or is cancelled.
+
+    ``cancel`` is a cancel request already stored for the instance: the body is
+    not run again, the compensations run at once.
 
     Raises:
         ActorStopped: If the node lost the instance; nothing more was written.
@@ -196,41 +198,56 @@ async def run_workflow(
         return finished
     run = InstanceRun(actor, ReplayIndex(actor.instance_id, actor.records), default_retry_policy,
                       host, db, actor.records[0].created_at, service_name)
+    run.compensations = registered_compensations(actor.records)
+    run.cancel = cancel
     ctx = WorkflowContext(run, worker_id=worker_id, hooks=hooks)
     for carried in started.subscriptions:
         ctx._subscriptions[carried["channel"]] = (carried["mode"], carried["address"],
                                                   carried["since"])
+    saga = Saga(run, ctx, wf.name, hooks)
     host.attach(run)
     try:
-        arguments = wf.build_arguments(started.input)
-        result = await wf.func(ctx, **arguments)
-        if run.fatal is not None:
-            raise run.fatal
-        stored = to_jsonable(result, what=f"result of workflow {wf.name!r}")
-    except (ActorStopped, WriteLost, asyncio.CancelledError):
-        host.detach(run)
-        raise
-    except Recurred as recurred:
-        host.detach(run)
-        return Outcome(recurred=recurred)
-    except Exception as exc:
-        host.detach(run)
-        error = run.fatal if run.fatal is not None else exc
+        phase = _compensation_phase(actor.records)
+        if isinstance(phase, WorkflowCancelling):  # a restart while compensating
+            return await saga.cancelled(CancelRequest(phase.cancelled_by, phase.cancelled_at,
+                                                      phase.previous_status), journaled=True)
+        if isinstance(phase, CompensationsStarted):
+            return await saga.failed(rebuild_error(phase.error), phase.error, journaled=True)
+        if run.cancel is not None:
+            return await saga.cancelled(run.cancel)
+        try:
+            arguments = wf.build_arguments(started.input)
+            result = await wf.func(ctx, **arguments)
+            if run.fatal is not None:
+                raise run.fatal
+            if _cancel_of(run) is None:
+                run.finishing = True
+                stored = to_jsonable(result, what=f"result of workflow {wf.name!r}")
+        except (ActorStopped, WriteLost, asyncio.CancelledError):
+            raise
+        except Recurred as recurred:
+            return Outcome(recurred=recurred)
+        except Exception as exc:
+            cancel = _cancel_of(run)
+            if cancel is not None and run.fatal is None:
+                return await saga.cancelled(cancel)
+            run.finishing = True
+            error = run.fatal if run.fatal is not None else exc
+            # A journal the code does not match cannot be trusted to say what to undo.
+            return await saga.failed(error, error_info(error),
+                                     compensate=not isinstance(error, NonDeterminismError))
+        cancel = _cancel_of(run)
+        if cancel is not None:  # cancelled while the body made its last step
+            return await saga.cancelled(cancel)
         await actor.append(
-            WorkflowFailed(error=error_info(error)),
-            InstanceChange(status="failed", output=failure_output(error)),
+            WorkflowCompleted(result=stored),
+            InstanceChange(status="completed", output=encode_json({"result": stored})),
             effects=end_all_waits(actor.instance_id),
         )
-        await fire(hooks, "on_workflow_failed", actor.instance_id, wf.name, error)
-        return Outcome(error=error)
-    host.detach(run)
-    await actor.append(
-        WorkflowCompleted(result=stored),
-        InstanceChange(status="completed", output=encode_json({"result": stored})),
-        effects=end_all_waits(actor.instance_id),
-    )
-    await fire(hooks, "on_workflow_complete", actor.instance_id, wf.name, result)
-    return Outcome(result=result)
+        await fire(hooks, "on_workflow_complete", actor.instance_id, wf.name, result)
+        return Outcome(result=result)
+    finally:
+        host.detach(run)
 
 
 def _recorded_outcome(actor: WorkflowActor) -> Outcome | None:
@@ -242,6 +259,20 @@ def _recorded_outcome(actor: WorkflowActor) -> Outcome | None:
             return Outcome(error=rebuild_error(entry.error))
         if isinstance(entry, WorkflowRecurred):
             return Outcome(result=entry.new_instance_id)
+        if isinstance(entry, WorkflowCancelled):
+            return Outcome(error=cancelled_error(actor.instance_id, entry.cancelled_by))
+    return None
+
+
+def _cancel_of(run: InstanceRun) -> CancelRequest | None:
+    """The run's cancel, read afresh: it arrives while the body awaits."""
+    return run.cancel
+
+
+def _compensation_phase(records: list[Record]) -> CompensationsStarted | WorkflowCancelling | None:
+    for record in records:
+        if isinstance(record.entry, CompensationsStarted | WorkflowCancelling):
+            return record.entry
     return None
 
 

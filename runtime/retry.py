@@ -44,6 +44,16 @@ class RetryPolicy:
             return False
         return isinstance(error, self.retryable_error_types)
 
+    def stop_reason(self, error: Exception, attempt: int, elapsed: float) -> str | None:
+        """Why failed attempt number ``attempt`` is the last one, or None to retry."""
+        if not self.is_retryable(error):
+            return f"Error type {type(error).__name__} is not retryable"
+        if self.max_attempts is not None and attempt >= self.max_attempts:
+            return f"Max attempts ({self.max_attempts}) reached"
+        if self.max_duration is not None and elapsed >= self.max_duration:
+            return f"Max duration ({self.max_duration}s) exceeded (elapsed: {elapsed:.1f}s)"
+        return None
+
     def calculate_delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         delay = self.initial_interval * self.backoff_coefficient ** (attempt - 1)

@@ -34,6 +34,7 @@ from edda.runtime.errors import NonDeterminismError
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from edda.journal.cancel import CancelRequest
     from edda.journal.entries import CallEntry
     from edda.journal.group_commit import GroupCommitWriter
     from edda.runtime.context import WorkflowContext
@@ -108,6 +109,10 @@ async def durable_wait(
     try:
         while True:
             wake.clear()
+            if run.cancel is not None:
+                from edda.runtime.saga import cancelled_error
+
+                raise cancelled_error(actor.instance_id, run.cancel.by)
             taken = await _attempt(run, position, call, take, poll, waiting=True)
             if taken is not None:
                 return taken, True
@@ -207,17 +212,38 @@ class Waits:
         self._after_passivation = after_passivation
         self._notify = notify
         self.runs: dict[str, InstanceRun] = {}
+        #: Cancels committed for instances whose run has not attached yet.
+        self.cancels: dict[str, CancelRequest] = {}
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.passivated = 0
 
     def attach(self, run: InstanceRun) -> None:
-        self.runs[run.actor.instance_id] = run
+        instance_id = run.actor.instance_id
+        self.runs[instance_id] = run
+        request = self.cancels.pop(instance_id, None)
+        if request is not None and run.cancel is None:
+            run.cancel = request
+
+    def cancel(self, instance_id: str, request: CancelRequest) -> bool:
+        """Hand a committed cancel to the instance's run: at once if resident, else
+        when it attaches. False if the run is already finishing (too late)."""
+        run = self.runs.get(instance_id)
+        if run is None:
+            self.cancels[instance_id] = request
+            return True
+        if run.finishing:
+            return False
+        if run.cancel is None:
+            run.cancel = request
+        self.wake(instance_id)
+        return True
 
     def detach(self, run: InstanceRun) -> None:
         instance_id = run.actor.instance_id
         if self.runs.get(instance_id) is run:
             del self.runs[instance_id]
+        self.cancels.pop(instance_id, None)
         handle = self._idle.pop(instance_id, None)
         if handle is not None:
             handle.cancel()

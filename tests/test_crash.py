@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from edda.journal.database import Database
-from edda.journal.entries import ActivityCompleted, WorkflowCompleted
+from edda.journal.entries import (
+    ActivityCompleted,
+    CompensationDone,
+    CompensationsStarted,
+    WorkflowCompleted,
+)
 from edda.journal.store import InstanceFilter, list_instance_rows, read_journal
 
 CHILD = Path(__file__).parent / "support" / "crash_child.py"
@@ -128,3 +133,50 @@ def test_sigkill_while_sleeping_and_while_waiting_for_an_event(
     assert kinds == ["WorkflowStarted", "ActivityCompleted", "WaitStarted", "TimerFired",
                      "ActivityCompleted", "WaitStarted", "EventReceived", "ActivityCompleted",
                      "WorkflowCompleted"]
+
+
+SAGA_CHILD = Path(__file__).parent / "support" / "saga_child.py"
+
+
+def _side_runs(side_db: Path) -> list[str]:
+    with sqlite3.connect(side_db) as side:
+        return [what for (what,) in side.execute("SELECT what FROM runs ORDER BY rowid")]
+
+
+def test_sigkill_while_compensating_resumes_without_redoing(db_url: str, tmp_path: Path) -> None:
+    side_db = tmp_path / "side.db"
+    with sqlite3.connect(side_db) as side:
+        side.execute("CREATE TABLE runs(what TEXT, pid INTEGER)")
+    env = {**os.environ, "EDDA_SIDE_DB": str(side_db), "EDDA_BLOCK_UNDO": "2"}
+    child = subprocess.Popen([sys.executable, str(SAGA_CHILD), "start", db_url], env=env,
+                             stderr=subprocess.DEVNULL)
+    try:
+        _wait_until(lambda: "undo 2" in _side_runs(side_db), 60,
+                    "the compensation of step 2 to start in the child")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    env.pop("EDDA_BLOCK_UNDO")
+    recovered = subprocess.run([sys.executable, str(SAGA_CHILD), "recover", db_url], env=env,
+                               capture_output=True, text=True, timeout=90, check=False)
+    assert recovered.returncode == 0, recovered.stderr
+    # Steps ran once; undo 3 finished before the kill and is not repeated; undo 2 was in
+    # flight, so it runs again; undo 1 runs once, last.
+    assert _side_runs(side_db) == ["step 1", "step 2", "step 3", "undo 3", "undo 2",
+                                   "undo 2", "undo 1"]
+
+    async def journal() -> list[Any]:
+        db = Database.open(db_url)
+        try:
+            rows = await list_instance_rows(db, InstanceFilter(workflow_name="saga_steps"),
+                                            limit=10, after=None)
+            assert len(rows) == 1 and rows[0]["status"] == "failed"
+            return await read_journal(db, rows[0]["instance_id"])
+        finally:
+            await db.dispose()
+
+    records = asyncio.run(journal())
+    done = [r.entry.registered_at for r in records if isinstance(r.entry, CompensationDone)]
+    assert done == ["step:3", "step:2", "step:1"]
+    assert sum(isinstance(r.entry, CompensationsStarted) for r in records) == 1

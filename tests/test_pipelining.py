@@ -16,6 +16,7 @@ from edda import EddaApp, WorkflowContext, activity, workflow
 from edda.actors.supervisor import Supervisor
 from edda.actors.workflow_actor import WorkflowActor, WriteLost
 from edda.journal.entries import ActivityCompleted, kind_of
+from edda.journal.migrations import LATEST_VERSION
 from edda.journal.store import read_journal
 from tests.support.gates import wait_until
 
@@ -155,13 +156,13 @@ async def test_a_quick_read_on_a_busy_database_goes_to_a_reader_thread(
         return int(conn.exec_driver_sql("SELECT count(*) FROM edda_schema").scalar() or 0)
 
     try:
-        assert await db.query(count, quick=True) == 4
+        assert await db.query(count, quick=True) == LATEST_VERSION
     finally:
         event.remove(inline, "before_cursor_execute", locked_on_the_loop)
     assert busy == [1] and threads == [loop_thread, threads[1]] and threads[1] != loop_thread
     # Unbusy, it stays on the loop; other errors are not retried elsewhere.
     threads.clear()
-    assert await db.query(count, quick=True) == 4
+    assert await db.query(count, quick=True) == LATEST_VERSION
     assert threads == [loop_thread]
     with pytest.raises(OperationalError, match="no such table"):
         await db.query(lambda conn: conn.exec_driver_sql("SELECT * FROM nowhere").all(),
