@@ -22,7 +22,7 @@ from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.group_commit import InstanceChange
 from edda.runtime.compensation import bind_for_activity, compensation_of
 from edda.runtime.context import WorkflowContext
-from edda.runtime.errors import NonDeterminismError, RetryExhaustedError, TerminalError
+from edda.runtime.errors import RetryExhaustedError, TerminalError
 from edda.runtime.hooks import fire
 from edda.runtime.replay import restore_result
 from edda.runtime.retry import DEFAULT_RETRY_POLICY, RetryMetadata, RetryPolicy
@@ -93,13 +93,7 @@ class Activity(Generic[P, R]):
         kwargs: dict[str, Any],
     ) -> R:
         run = ctx._run
-        if run.fatal is not None:
-            raise run.fatal
-        try:
-            entries = run.index.lookup(position, call, f"activity {self.name!r}")
-        except NonDeterminismError as exc:
-            run.fatal = exc
-            raise
+        entries = ctx._recorded(position, call, f"activity {self.name!r}")
         recorded = None if entries is None else entries[-1]
         ctx.executed_activity_ids.add(position)
         await fire(ctx.hooks, "on_activity_start", ctx.instance_id, position, self.name,

@@ -37,7 +37,6 @@ from edda.journal.channels import (
 )
 from edda.journal.entries import MessagePublished, MessageReceived, Subscribed, Unsubscribed
 from edda.runtime.context import WorkflowContext, require_context
-from edda.runtime.errors import NonDeterminismError
 from edda.runtime.serialization import to_jsonable
 from edda.runtime.timers import check_seconds
 from edda.runtime.waits import Delivery, durable_wait, resolution
@@ -78,18 +77,6 @@ def _check_channel(channel: object) -> str:
     if not channel.strip():
         raise ValueError("channel must be a non-empty string")
     return channel
-
-
-def _recorded(ctx: WorkflowContext, position: str, call: int, operation: str
-              ) -> list[CallEntry] | None:
-    run = ctx._run
-    if run.fatal is not None:
-        raise run.fatal
-    try:
-        return run.index.lookup(position, call, operation)
-    except NonDeterminismError as exc:
-        run.fatal = exc
-        raise
 
 
 def _payload(data: object, what: str) -> tuple[Any, bytes | None]:
@@ -134,7 +121,7 @@ def subscribe(ctx: WorkflowContext, channel: str, mode: str = "broadcast"
 
 async def _subscribe(ctx: WorkflowContext, position: str, call: int, channel: str,
                      mode: str) -> None:
-    entries = _recorded(ctx, position, call, f"subscribe {channel!r}")
+    entries = ctx._recorded(position, call, f"subscribe {channel!r}")
     if entries is not None:
         entry = entries[-1]
         assert isinstance(entry, Subscribed)
@@ -163,7 +150,7 @@ def unsubscribe(ctx: WorkflowContext, channel: str) -> Coroutine[Any, Any, None]
 
 
 async def _unsubscribe(ctx: WorkflowContext, position: str, call: int, channel: str) -> None:
-    if _recorded(ctx, position, call, f"unsubscribe {channel!r}") is None:
+    if ctx._recorded(position, call, f"unsubscribe {channel!r}") is None:
         await ctx._run.actor.append(
             Unsubscribed(position=position, call=call, channel=channel),
             effects=unsubscribe_effect(ctx.instance_id, channel))
@@ -307,7 +294,7 @@ async def _publish_durably(ctx: WorkflowContext, position: str, call: int, chann
                            metadata: dict[str, Any], target: str | None,
                            direct: bool = False) -> Any:
     operation = "send_to" if direct else f"publish {channel!r}"
-    entries = _recorded(ctx, position, call, operation)
+    entries = ctx._recorded(position, call, operation)
     if entries is not None:
         entry = entries[-1]
         assert isinstance(entry, MessagePublished)

@@ -29,7 +29,6 @@ import anyio.to_thread
 
 from edda.journal.entries import CompensationCall, CompensationRegistered
 from edda.runtime.context import WorkflowContext, require_context
-from edda.runtime.errors import NonDeterminismError
 from edda.runtime.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from edda.runtime.serialization import restore, to_jsonable, type_hints
 
@@ -167,16 +166,9 @@ async def register_compensation(ctx: WorkflowContext, compensation_func: Callabl
     require_context(ctx, "register_compensation")
     name = _register(compensation_func)
     position, call = ctx._reserve(name, activity_id)
-    run = ctx._run
-    if run.fatal is not None:
-        raise run.fatal
-    try:
-        recorded = run.index.lookup(position, call, f"register_compensation {name!r}")
-    except NonDeterminismError as exc:
-        run.fatal = exc
-        raise
-    if recorded is not None:
+    if ctx._recorded(position, call, f"register_compensation {name!r}") is not None:
         return
+    run = ctx._run
     what = f"arguments of compensation {name!r}"
     entry = CompensationRegistered(
         position=position, call=call,

@@ -10,8 +10,10 @@ from edda.journal.codec import encode_entry, encode_json
 from edda.journal.entries import WorkflowRecurred, WorkflowStarted, kind_of
 from edda.journal.group_commit import InstanceChange
 from edda.journal.recur import continue_as_new
+from edda.runtime.errors import NonDeterminismError
 
 if TYPE_CHECKING:
+    from edda.journal.entries import CallEntry
     from edda.runtime.replay import InstanceRun
 
 
@@ -105,6 +107,22 @@ class WorkflowContext:
         call = self._calls
         self._calls += 1
         return position, call
+
+    def _recorded(self, position: str, call: int, operation: str) -> list[CallEntry] | None:
+        """The journaled entries of a durable call, or None if it has not happened.
+
+        Raises:
+            NonDeterminismError: If the journal records another operation there; the
+                run then fails with it even if user code catches it.
+        """
+        run = self._run
+        if run.fatal is not None:
+            raise run.fatal
+        try:
+            return run.index.lookup(position, call, operation)
+        except NonDeterminismError as exc:
+            run.fatal = exc
+            raise
 
     async def recur(self, **kwargs: Any) -> NoReturn:
         """Continue as a new instance of this workflow with ``kwargs`` as input.

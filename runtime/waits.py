@@ -29,7 +29,6 @@ from edda.journal.entries import (
 )
 from edda.journal.group_commit import InstanceChange
 from edda.journal.waits import add_wait, end_wait, release_instance
-from edda.runtime.errors import NonDeterminismError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -76,13 +75,7 @@ async def durable_wait(
     journaled); ``poll`` looks for a deliverable event.
     """
     run = ctx._run
-    if run.fatal is not None:
-        raise run.fatal
-    try:
-        entries = run.index.lookup(position, call, operation)
-    except NonDeterminismError as exc:
-        run.fatal = exc
-        raise
+    entries = ctx._recorded(position, call, operation)
     if entries is not None and not isinstance(entries[-1], WaitStarted):
         return entries[-1], False
     actor = run.actor
