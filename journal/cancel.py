@@ -85,15 +85,28 @@ def request_cancel(instance_id: str, by: str, now: float) -> Callable[[Connectio
     return job
 
 
-def pending_cancels(conn: Connection, node_id: str, limit: int = 1000) -> list[str]:
+def cancel_request_of(conn: Connection, instance_id: str) -> CancelRequest | None:
+    """The cancel requested for an instance, if any."""
+    text = conn.execute(sa.select(_i.c.cancel_request)
+                        .where(_i.c.instance_id == instance_id)).scalar()
+    return CancelRequest.decode(text)
+
+
+def pending_cancels(conn: Connection, node_id: str, limit: int = 1000
+                    ) -> list[tuple[str, CancelRequest]]:
     """Instances this node owns (or nobody does) that were asked to cancel and have
-    not ended."""
-    query = (sa.select(_i.c.instance_id)
+    not ended, with their requests."""
+    query = (sa.select(_i.c.instance_id, _i.c.cancel_request)
              .where(sa.or_(_i.c.owner_node == node_id, _i.c.owner_node.is_(None)),
                     _i.c.cancel_request.is_not(None),
                     _i.c.status.in_((*CANCELLABLE, "compensating")))
              .limit(limit))
-    return list(conn.execute(query).scalars())
+    found = []
+    for row in conn.execute(query):
+        request = CancelRequest.decode(row.cancel_request)
+        assert request is not None
+        found.append((row.instance_id, request))
+    return found
 
 
 def cancel_output(request: CancelRequest, failed: list[str]) -> dict[str, Any]:

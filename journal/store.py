@@ -12,6 +12,8 @@ from edda.journal import schema
 from edda.journal.codec import decode_entry
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from edda.journal.database import Database
     from edda.journal.entries import Entry
 
@@ -25,16 +27,21 @@ class Record:
     created_at: float
 
 
-async def read_journal(db: Database, instance_id: str) -> list[Record]:
-    """Every entry of an instance's journal, in seq order."""
+def journal_records(conn: Connection, instance_id: str) -> list[Record]:
+    """Every entry of an instance's journal, in seq order (inside a query)."""
     j = schema.journal
     query = (
         sa.select(j.c.seq, j.c.body, j.c.created_at)
         .where(j.c.instance_id == instance_id)
         .order_by(j.c.seq)
     )
-    rows = await db.query(lambda conn: conn.execute(query).all())
-    return [Record(row.seq, decode_entry(row.body), row.created_at) for row in rows]
+    return [Record(row.seq, decode_entry(row.body), row.created_at)
+            for row in conn.execute(query)]
+
+
+async def read_journal(db: Database, instance_id: str) -> list[Record]:
+    """Every entry of an instance's journal, in seq order."""
+    return await db.query(lambda conn: journal_records(conn, instance_id))
 
 
 async def next_seq(db: Database, instance_id: str) -> int:

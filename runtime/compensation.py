@@ -20,6 +20,7 @@ passed.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import time
@@ -214,8 +215,6 @@ async def run_one(ctx: WorkflowContext, call: CompensationCall,
                 exc.add_note(f"compensation {call.name!r} gave up after {attempt} attempt(s)")
                 exc.attempts = attempt  # type: ignore[attr-defined]
                 raise
-            import asyncio
-
             await asyncio.sleep(policy.calculate_delay(attempt))
 
 
@@ -231,7 +230,3 @@ def _restored(func: Callable[..., Any], call: CompensationCall
             for i, value in enumerate(call.args)]
     kwargs = {key: restore(value, hints.get(key)) for key, value in call.kwargs.items()}
     return args, kwargs
-
-
-def is_in_compensation(ctx: Any) -> bool:
-    return isinstance(ctx, WorkflowContext) and ctx._run.compensating

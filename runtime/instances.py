@@ -19,10 +19,16 @@ from edda.actors.supervisor import Supervisor
 from edda.actors.tasks import cancel_and_wait
 from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
-from edda.journal.cancel import CancelOutcome, CancelRequest, pending_cancels, request_cancel
+from edda.journal.cancel import (
+    CancelOutcome,
+    CancelRequest,
+    cancel_request_of,
+    pending_cancels,
+    request_cancel,
+)
 from edda.journal.entries import WorkflowFailed
 from edda.journal.group_commit import InstanceChange
-from edda.journal.store import Record, get_instance_row, next_seq, read_journal
+from edda.journal.store import Record, get_instance_row, journal_records, next_seq
 from edda.journal.waits import claim_instance, end_all_waits
 from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
@@ -33,6 +39,8 @@ from edda.runtime.serialization import error_info
 from edda.runtime.waits import Waits
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from edda.actors.timers import TimerService
     from edda.journal.database import Database
     from edda.journal.group_commit import GroupCommitWriter
@@ -143,9 +151,11 @@ class InstanceRunner:
                               "registered on this node")
         cancel = None
         if records is None:  # a recovery or re-activation: a cancel may be waiting
-            records = await read_journal(db, instance_id)
-            row = await get_instance_row(db, instance_id)
-            cancel = None if row is None else CancelRequest.decode(row["cancel_request"])
+            def reads(conn: Connection) -> tuple[list[Record], CancelRequest | None]:
+                return journal_records(conn, instance_id), cancel_request_of(conn, instance_id)
+
+            loaded, cancel = await db.query(reads)
+            records = loaded
         actor = WorkflowActor(instance_id, workflow_name, epoch, records, writer)
         try:
             outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
@@ -239,15 +249,10 @@ class InstanceRunner:
     async def deliver_pending_cancels(self) -> None:
         """The sweep's safety net: cancels committed for instances this node owns (or
         nobody does) that have not reached a run yet."""
-        db = self._require_db()
-        ids = await db.query(lambda conn: pending_cancels(conn, self.node_id))
-        for instance_id in ids:
+        pending = await self._require_db().query(lambda conn: pending_cancels(conn, self.node_id))
+        for instance_id, request in pending:
             run = self.waits.runs.get(instance_id)
-            if run is not None and run.cancel is not None:
-                continue
-            row = await get_instance_row(db, instance_id)
-            request = None if row is None else CancelRequest.decode(row["cancel_request"])
-            if request is not None:
+            if run is None or run.cancel is None:
                 self.deliver_cancel(instance_id, CancelOutcome(True, "pending", None, request))
 
     # -- wake-ups -----------------------------------------------------------------
