@@ -35,6 +35,25 @@ def _wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def _kill_then_recover(child_script: Path, db_url: str, env: dict[str, str], block: str,
+                       started: Callable[[], bool], what: str) -> str:
+    """Run ``child_script start`` until ``started()``, SIGKILL it, then run
+    ``child_script recover`` without ``block`` in the environment; its stdout."""
+    child = subprocess.Popen([sys.executable, str(child_script), "start", db_url], env=env,
+                             stderr=subprocess.DEVNULL)
+    try:
+        _wait_until(started, 60, what)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    calm = {k: v for k, v in env.items() if k != block}
+    recovered = subprocess.run([sys.executable, str(child_script), "recover", db_url], env=calm,
+                               capture_output=True, text=True, timeout=90, check=False)
+    assert recovered.returncode == 0, recovered.stderr
+    return recovered.stdout
+
+
 def _runs(side_db: Path) -> list[tuple[int, int]]:
     with sqlite3.connect(side_db) as side:
         return list(side.execute("SELECT step, pid FROM runs ORDER BY rowid"))
@@ -56,20 +75,10 @@ def test_sigkill_after_activity_5_resumes_without_redoing(db_url: str, tmp_path:
     with sqlite3.connect(side_db) as side:
         side.execute("CREATE TABLE runs(step INTEGER, pid INTEGER)")
     env = {**os.environ, "EDDA_SIDE_DB": str(side_db), "EDDA_BLOCK_AT": "6"}
-    child = subprocess.Popen([sys.executable, str(CHILD), "start", db_url], env=env)
-    try:
-        _wait_until(lambda: any(step == 6 for step, _ in _runs(side_db)), 60,
-                    "activity 6 to start in the child")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-    assert child.returncode == -signal.SIGKILL
-
-    env.pop("EDDA_BLOCK_AT")
-    recovered = subprocess.run([sys.executable, str(CHILD), "recover", db_url], env=env,
-                               capture_output=True, text=True, timeout=90, check=False)
-    assert recovered.returncode == 0, recovered.stderr
-    assert float(recovered.stdout.strip()) < 10
+    out = _kill_then_recover(CHILD, db_url, env, "EDDA_BLOCK_AT",
+                             lambda: any(step == 6 for step, _ in _runs(side_db)),
+                             "activity 6 to start in the child")
+    assert float(out.strip()) < 10
 
     counts = Counter(step for step, _ in _runs(side_db))
     assert {n: counts[n] for n in range(1, 6)} == dict.fromkeys(range(1, 6), 1), \
@@ -148,19 +157,9 @@ def test_sigkill_while_compensating_resumes_without_redoing(db_url: str, tmp_pat
     with sqlite3.connect(side_db) as side:
         side.execute("CREATE TABLE runs(what TEXT, pid INTEGER)")
     env = {**os.environ, "EDDA_SIDE_DB": str(side_db), "EDDA_BLOCK_UNDO": "2"}
-    child = subprocess.Popen([sys.executable, str(SAGA_CHILD), "start", db_url], env=env,
-                             stderr=subprocess.DEVNULL)
-    try:
-        _wait_until(lambda: "undo 2" in _side_runs(side_db), 60,
-                    "the compensation of step 2 to start in the child")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-    assert child.returncode == -signal.SIGKILL
-    env.pop("EDDA_BLOCK_UNDO")
-    recovered = subprocess.run([sys.executable, str(SAGA_CHILD), "recover", db_url], env=env,
-                               capture_output=True, text=True, timeout=90, check=False)
-    assert recovered.returncode == 0, recovered.stderr
+    _kill_then_recover(SAGA_CHILD, db_url, env, "EDDA_BLOCK_UNDO",
+                       lambda: "undo 2" in _side_runs(side_db),
+                       "the compensation of step 2 to start in the child")
     # Steps ran once; undo 3 finished before the kill and is not repeated; undo 2 was in
     # flight, so it runs again; undo 1 runs once, last.
     assert _side_runs(side_db) == ["step 1", "step 2", "step 3", "undo 3", "undo 2",
