@@ -16,7 +16,7 @@ from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange,
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from sqlalchemy import Connection
 
@@ -113,23 +113,56 @@ class WorkflowActor:
         """
         await self._wait(self._queue(entry, change, effects))
 
+    async def append_in(
+        self,
+        transaction: Callable[[Callable[[Connection], None]], Awaitable[None]],
+        entry: Entry,
+        change: InstanceChange | None = None,
+        *,
+        effects: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Append an entry inside the caller's own transaction, which commits it.
+
+        ``transaction`` runs the given write in that transaction and commits
+        (an activity that uses ``ctx.session``: the user's writes and the entry
+        commit together). The append is fenced like any other.
+
+        Raises:
+            ActorStopped: If this node was fenced off the instance.
+            WriteLost: If the transaction failed: the entry may be missing, so the
+                actor must replay from what was committed.
+        """
+        seq = self.next_seq
+        self.next_seq += 1
+        op = Append(self.instance_id, seq, self.epoch, kind_of(entry), encode_entry(entry), change,
+                    effects=effects)
+        try:
+            await transaction(lambda conn: self._writer.write_in(conn, op))
+        except FencedError as exc:
+            raise ActorStopped(str(exc)) from exc
+        except Exception as exc:
+            raise WriteLost(f"the transaction journaling {kind_of(entry)} of "
+                            f"{self.instance_id!r} failed: {exc!r}") from exc
+
     def submit(
         self,
         entry: Entry,
         change: InstanceChange | None = None,
         *,
         effects: Callable[[Connection], None] | None = None,
-    ) -> None:
+    ) -> asyncio.Future[None]:
         """Queue an append without waiting for its commit.
 
         The caller may go on computing, but nothing that leaves the actor (an
         activity's side effects, a read of its own state, a hook, an answer to a
         caller) may happen before `settled`. Writes commit in submission order,
         and a write after a failed one is refused, so the journal never has a gap.
+        The returned future tells when this write is committed.
         """
         future = self._queue(entry, change, effects)
         future.add_done_callback(_retrieve)
         self._unsettled = future
+        return future
 
     async def settled(self) -> None:
         """Wait until every submitted write is committed.

@@ -39,6 +39,8 @@ from edda.runtime.events import send_event as send_event
 from edda.runtime.events import wait_event as wait_event
 from edda.runtime.hooks import HooksBase as HooksBase
 from edda.runtime.hooks import WorkflowHooks as WorkflowHooks
+from edda.runtime.outbox import send_event_transactional as send_event_transactional
+from edda.runtime.relayer import OutboxRelayer as OutboxRelayer
 from edda.runtime.retry import RetryPolicy as RetryPolicy
 from edda.runtime.timers import sleep as sleep
 from edda.runtime.timers import sleep_until as sleep_until
@@ -46,6 +48,7 @@ from edda.runtime.timers import wait_timer as wait_timer
 from edda.runtime.timers import wait_until as wait_until
 from edda.runtime.workflow import Workflow as Workflow
 from edda.runtime.workflow import workflow as workflow
+from edda.wsgi import create_wsgi_app as create_wsgi_app
 
 __version__ = "0.1.0"
 
@@ -58,6 +61,7 @@ __all__ = (
     "EventTimeoutError",
     "HooksBase",
     "NonDeterminismError",
+    "OutboxRelayer",
     "ReceivedEvent",
     "RetryExhaustedError",
     "RetryPolicy",
@@ -68,11 +72,13 @@ __all__ = (
     "WorkflowHooks",
     "activity",
     "compensation",
+    "create_wsgi_app",
     "on_failure",
     "publish",
     "receive",
     "register_compensation",
     "send_event",
+    "send_event_transactional",
     "send_to",
     "sleep",
     "sleep_until",

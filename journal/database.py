@@ -145,8 +145,11 @@ class Database:
         sync_reader: Engine | None = None,
         inline_reader: Engine | None = None,
         read_slots: int = 5,
+        user_engine: Callable[[], AsyncEngine] | None = None,
     ) -> None:
         self.reader = reader
+        self._make_user_engine = user_engine
+        self._user_engine: AsyncEngine | None = None
         self.dialect: Dialect = dialect
         self._async_writer = async_writer
         self._sync_writer = sync_writer
@@ -211,8 +214,19 @@ class Database:
                 pool_size=1, max_overflow=0, connect_args={"check_same_thread": False},
             )
             _sqlite_pragmas(inline, synchronous=mode, begin="BEGIN", busy_timeout=0)
+
+            def sqlite_user_engine() -> AsyncEngine:
+                # A user transaction takes the write lock at its first statement: a
+                # read-then-write transaction cannot fail to upgrade its lock.
+                engine = create_async_engine(parsed.url, pool_size=max(1, pool_size),
+                                             max_overflow=0,
+                                             connect_args={"timeout": _BUSY_TIMEOUT_S})
+                _sqlite_pragmas(engine.sync_engine, synchronous=mode, begin="BEGIN IMMEDIATE")
+                return engine
+
             return cls(reader, "sqlite", sync_writer=writer, sync_reader=sync_reader,
-                       inline_reader=inline, read_slots=max(1, pool_size))
+                       inline_reader=inline, read_slots=max(1, pool_size),
+                       user_engine=sqlite_user_engine)
         pool = {
             "pool_timeout": pool_timeout,
             "pool_recycle": pool_recycle,
@@ -223,7 +237,9 @@ class Database:
             parsed.url, pool_size=pool_size, max_overflow=max_overflow, **pool
         )
         return cls(reader, "postgresql", async_writer=async_writer,
-                   read_slots=max(1, pool_size + max_overflow))
+                   read_slots=max(1, pool_size + max_overflow),
+                   user_engine=lambda: create_async_engine(
+                       parsed.url, pool_size=pool_size, max_overflow=max_overflow, **pool))
 
     async def query(self, reads: Callable[[Connection], T], *, quick: bool = False) -> T:
         """Run ``reads`` (synchronous) on a reader connection and return its result.
@@ -286,8 +302,22 @@ class Database:
         async with self._async_writer.begin() as aconn:
             return await aconn.run_sync(transaction)
 
+    def user_engine(self) -> AsyncEngine:
+        """The engine of users' own transactions (``ctx.session``), made on first use.
+
+        Separate from the journal's writer and readers, so that a long user
+        transaction never holds a connection the runtime needs.
+        """
+        if self._user_engine is None:
+            assert self._make_user_engine is not None
+            self._user_engine = self._make_user_engine()
+        return self._user_engine
+
     async def dispose(self) -> None:
         """Close every pooled connection and the writer thread."""
+        if self._user_engine is not None:
+            await self._user_engine.dispose()
+            self._user_engine = None
         if self._sync_writer is not None:
             assert self._thread is not None
             await asyncio.get_running_loop().run_in_executor(self._thread,

@@ -219,6 +219,15 @@ class MessageReceived(_Entry, tag="message_received", frozen=True):
     published_at: float = 0.0
 
 
+class TransactionCommitted(_Entry, tag="transaction_committed", frozen=True):
+    """A ``ctx.transaction()`` block of the workflow body committed (with the
+    user's writes and these outbox events, in the same transaction)."""
+
+    position: str
+    call: int
+    event_ids: list[str] = []
+
+
 class WorkflowRecurred(_Entry, tag="workflow_recurred", frozen=True):
     """The workflow continued as ``new_instance_id`` with a fresh journal."""
 
@@ -239,6 +248,7 @@ CallEntry = (
     | MessagePublished
     | MessageReceived
     | CompensationRegistered
+    | TransactionCommitted
 )
 
 #: Every journal entry: the workflow's own lifecycle and its durable calls.
@@ -251,7 +261,7 @@ Entry = (
 # Spelled out (not derived) so that isinstance() narrows for the type checker.
 CALL_ENTRY_TYPES = (ActivityCompleted, ActivityFailed, WaitStarted, TimerFired, EventReceived,
                     WaitTimedOut, Subscribed, Unsubscribed, MessagePublished, MessageReceived,
-                    CompensationRegistered)
+                    CompensationRegistered, TransactionCommitted)
 assert set(CALL_ENTRY_TYPES) == set(typing.get_args(CallEntry)), "keep in step with CallEntry"
 
 #: Entries after which an instance never runs again.

@@ -174,30 +174,38 @@ class GroupCommitWriter:
         Fails with `FencedError` (and nothing is written) when the node no longer
         owns the instance at ``epoch``.
         """
-        node_id, dialect = self._node_id, self._db.dialect
-
         def job(conn: Connection) -> Taken | None:
             taken = take(conn)
             if taken is None:
                 return None
-            query = _FENCE_ONE.with_for_update() if dialect == "postgresql" else _FENCE_ONE
-            row = conn.execute(query, {"iid": instance_id}).first()
-            if row is None or (row.owner_node, row.epoch) != (node_id, epoch):
-                raise FencedError(instance_id, epoch)
-            now = time.time()
-            conn.execute(_INSERT_ENTRY, [{"instance_id": instance_id, "seq": seq,
-                                          "kind": taken.kind, "body": taken.body.decode(),
-                                          "created_at": now}])
-            if taken.change is not None:
-                values = {name: getattr(taken.change, name) for name in InstanceChange.__slots__
-                          if getattr(taken.change, name) is not None}
-                if values:
-                    _apply_changes(conn, {instance_id: values}, now)
-            if taken.effects is not None:
-                taken.effects(conn)
+            self.write_in(conn, Append(instance_id, seq, epoch, taken.kind, taken.body,
+                                       taken.change, effects=taken.effects))
             return taken
 
         return self._submit(job, after)
+
+    def write_in(self, conn: Connection, op: Append) -> None:
+        """Write one append inside a transaction someone else commits (a take job,
+        or an activity's own transaction), fenced like a batch.
+
+        Raises:
+            FencedError: If this node no longer owns the instance at ``op.epoch``.
+        """
+        query = _FENCE_ONE.with_for_update() if self._db.dialect == "postgresql" else _FENCE_ONE
+        row = conn.execute(query, {"iid": op.instance_id}).first()
+        if row is None or (row.owner_node, row.epoch) != (self._node_id, op.epoch):
+            raise FencedError(op.instance_id, op.epoch)
+        now = time.time()
+        conn.execute(_INSERT_ENTRY, [{"instance_id": op.instance_id, "seq": op.seq,
+                                      "kind": op.kind, "body": op.body.decode(),
+                                      "created_at": now}])
+        if op.change is not None:
+            values = {name: getattr(op.change, name) for name in InstanceChange.__slots__
+                      if getattr(op.change, name) is not None}
+            if values:
+                _apply_changes(conn, {op.instance_id: values}, now)
+        if op.effects is not None:
+            op.effects(conn)
 
     def _submit(self, op: Any, after: asyncio.Future[Any] | None = None) -> asyncio.Future[Any]:
         if self._task is None or self._task.done():

@@ -56,12 +56,17 @@ def _v5_cancel_requests(conn: Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE {schema.instances.name} ADD COLUMN cancel_request TEXT"))
 
 
+def _v6_outbox(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.outbox])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
     (2, "durable waits, events and their deliveries", _v2_waits_and_events),
     (3, "channels, subscriptions, deliveries and the journal archive", _v3_channels_and_recur),
     (4, "an index for competing receives: claim by channel and claimant", _v4_channel_queue_index),
     (5, "cancel requests on instances", _v5_cancel_requests),
+    (6, "the transactional outbox", _v6_outbox),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

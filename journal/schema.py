@@ -157,6 +157,35 @@ channel_deliveries = sa.Table(
 )
 sa.Index("edda_channel_deliveries_message", channel_deliveries.c.message_row)
 
+#: The transactional outbox: CloudEvents committed with an activity (or a body
+#: transaction) and published by the relayer. ``status``: pending -> processing
+#: -> published, or back to pending with a later ``next_attempt_at``, or dead
+#: (attempts exhausted), invalid (the broker refused it) or expired (too old).
+#: A ``processing`` row whose ``claimed_until`` passed belongs to a relayer that
+#: died; any relayer takes it again.
+outbox = sa.Table(
+    "edda_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(255), nullable=False),
+    sa.Column("event_source", sa.String(255), nullable=False),
+    sa.Column("data", sa.Text, nullable=True),
+    sa.Column("data_bytes", sa.LargeBinary, nullable=True),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("instance_id", sa.String(255), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Double, nullable=False),
+    sa.Column("claimed_by", sa.String(255), nullable=True),
+    sa.Column("claimed_until", sa.Double, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("published_at", sa.Double, nullable=True),
+)
+sa.Index("edda_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
+
 #: Journals of instances that continued as new (``ctx.recur``).
 journal_archive = _journal_table("edda_journal_archive")
 

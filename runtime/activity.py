@@ -35,6 +35,7 @@ from edda.runtime.serialization import (
     type_hints,
     type_path,
 )
+from edda.runtime.transactions import Transaction, enter, leave
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
@@ -116,14 +117,15 @@ class Activity(Generic[P, R]):
         run.busy += 1  # a running activity keeps the actor resident
         run.host.waiting_changed(run)
         try:
-            result, attempts = await self._attempts(ctx, position, args, kwargs, stored_args,
-                                                    stored_kwargs, call)
+            result, attempts, txn = await self._attempts(ctx, position, args, kwargs,
+                                                         stored_args, stored_kwargs, call)
             try:
                 stored = to_jsonable(result, what=f"result of activity {self.name!r}")
                 undo = None if self.compensation is None else bind_for_activity(
                     self.func, self.compensation, args, kwargs, result,
                     self.compensation.__name__)
             except NotSerializableError as exc:
+                await txn.rollback()
                 await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempts)
                 raise
             entry = ActivityCompleted(
@@ -131,9 +133,17 @@ class Activity(Generic[P, R]):
                 result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
                 attempts=attempts, compensation=undo,
             )
-            # Not waited for: the workflow goes on to its next step while this commits,
-            # so the two share a transaction (see WorkflowActor.submit).
-            run.actor.submit(entry, InstanceChange(current_activity_id=position))
+            change = InstanceChange(current_activity_id=position)
+            if txn.uses_session:
+                # The user's writes, the outbox rows and the entry: one transaction.
+                await run.actor.append_in(txn.commit, entry, change, effects=txn.outbox_effect())
+                await txn.committed()
+            else:
+                # Not waited for: the workflow goes on to its next step while this
+                # commits, so the two share a batch (see WorkflowActor.submit).
+                written = run.actor.submit(entry, change, effects=txn.outbox_effect())
+                if txn.has_commit_work:
+                    written.add_done_callback(txn.committed_callback)
             if undo is not None:
                 run.compensations.append((position, undo))
         finally:
@@ -154,7 +164,7 @@ class Activity(Generic[P, R]):
         stored_args: Any,
         stored_kwargs: Any,
         call: int,
-    ) -> tuple[R, int]:
+    ) -> tuple[R, int, Transaction]:
         policy = self.retry_policy or ctx._run.default_retry_policy or DEFAULT_RETRY_POLICY
         started = time.monotonic()
         metadata = RetryMetadata()
@@ -162,12 +172,8 @@ class Activity(Generic[P, R]):
         while True:
             attempt += 1
             try:
-                if self.is_async:
-                    result = await self.func(ctx, *args, **kwargs)  # type: ignore[misc]
-                else:
-                    bound = functools.partial(self.func, ctx, *args, **kwargs)
-                    result = await anyio.to_thread.run_sync(bound)
-                return result, attempt
+                result, txn = await self._attempt(ctx, args, kwargs)
+                return result, attempt, txn
             except TerminalError as exc:
                 await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempt)
                 raise
@@ -189,6 +195,25 @@ class Activity(Generic[P, R]):
                 _check_cancel(ctx)
                 await asyncio.sleep(delay)
                 _check_cancel(ctx)  # a cancel stops the retries; nothing is recorded
+
+    async def _attempt(self, ctx: WorkflowContext, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> tuple[R, Transaction]:
+        """One call of the function, in a transaction of its own; rolled back if it raises."""
+        txn = Transaction(ctx)
+        token = enter(txn)
+        try:
+            if self.is_async:
+                result = await self.func(ctx, *args, **kwargs)  # type: ignore[misc]
+            else:
+                bound = functools.partial(self.func, ctx, *args, **kwargs)
+                result = await anyio.to_thread.run_sync(bound)
+            await txn.flush()  # errors in the user's own writes fail this attempt
+        except BaseException:
+            await txn.rollback()
+            raise
+        finally:
+            leave(token)
+        return result, txn
 
     async def _fail(
         self,

@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from edda.actors.leases import NodeLease
 from edda.actors.recovery import Recovery
@@ -34,22 +34,29 @@ from edda.journal.waits import (
 )
 from edda.runtime import queries
 from edda.runtime.channels import check_payload, wake_receivers
-from edda.runtime.events import normalize_cloudevent
+from edda.runtime.events import check_event_type, normalize_cloudevent
 from edda.runtime.hooks import fire
+from edda.runtime.http import HttpEdge
 from edda.runtime.instances import InstanceRunner
-from edda.runtime.registry import current_app, get_all_workflows, set_current_app
+from edda.runtime.registry import current_app, get_all_workflows, get_workflow, set_current_app
+from edda.runtime.relayer import OutboxRelayer
 from edda.runtime.retry import RetryPolicy
 from edda.runtime.saga import CancelResult
 from edda.transports.inproc import InProcTransport
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
     from types import TracebackType
 
+    from sqlalchemy import Connection
+
     from edda.runtime.hooks import WorkflowHooks
+    from edda.runtime.http import Authorizer
     from edda.runtime.workflow import Workflow
     from edda.transports.base import Transport
 
 log = logging.getLogger("edda.app")
+F = TypeVar("F", bound="Callable[..., Any]")
 
 
 def generate_worker_id(service_name: str) -> str:
@@ -74,6 +81,13 @@ class EddaApp:
         idle_seconds: How long an instance that only waits stays in memory before
             it is passivated (gives its instance up and leaves memory).
         group_commit_max_batch: Most journal appends written in one transaction.
+        max_body_bytes: Largest HTTP request body accepted (413 beyond it).
+        authorize: Called with each request to the cancel route and the JSON API
+            (and to the CloudEvents route if ``authorize_events``); a false
+            answer gives 401. See `bearer_token`.
+        authorize_events: Also protect CloudEvent ingress with ``authorize``.
+        outbox_options: Keyword arguments for the app's `OutboxRelayer`
+            (``max_retries``, ``backoff_base``, ``request_timeout``, ...).
 
     The remaining parameters are Edda's, accepted so Edda code runs unchanged:
     the pool settings apply to PostgreSQL; the others are documented in
@@ -106,6 +120,10 @@ class EddaApp:
         transport: Transport | None = None,
         group_commit_max_batch: int = 1000,
         idle_seconds: float = 5.0,
+        max_body_bytes: int = 1_048_576,
+        authorize: Authorizer | None = None,
+        authorize_events: bool = False,
+        outbox_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(service_name, str) or not service_name:
             raise ValueError("service_name must be a non-empty string")
@@ -124,6 +142,16 @@ class EddaApp:
             raise ValueError("idle_seconds must not be negative")
         self.idle_seconds = idle_seconds
         self._max_batch = group_commit_max_batch
+        self.event_handlers: dict[str, list[Callable[[Any], Awaitable[Any]]]] = {}
+        self.outbox_relayer: OutboxRelayer | None = None
+        self._outbox_options = dict(outbox_options or {})
+        if outbox_enabled:
+            assert broker_url is not None
+            # Check the options now; the relayer itself starts with the app.
+            OutboxRelayer(self, broker_url, **self._outbox_options)
+        self._http = HttpEdge(self, max_body_bytes=max_body_bytes, authorize=authorize,
+                              authorize_events=authorize_events)
+        self._background: set[asyncio.Task[Any]] = set()
         self.service_name = service_name
         self.db_url = db_url
         self.outbox_enabled = outbox_enabled
@@ -190,6 +218,11 @@ class EddaApp:
         await self._recovery.sweep()
         self._recovery.start()
         self._timers.start()
+        if self.outbox_enabled:
+            assert self.broker_url is not None
+            self.outbox_relayer = OutboxRelayer(self, self.broker_url, **self._outbox_options)
+            self.waits.on_outbox = self.outbox_relayer.wake
+            await self.outbox_relayer.start()
 
     async def shutdown(self) -> None:
         """Stop every actor and give this node's instances back; they resume on next start."""
@@ -198,6 +231,11 @@ class EddaApp:
         self._initialized = False
         if current_app() is self:
             set_current_app(None)
+        if self.outbox_relayer is not None:
+            self.waits.on_outbox = None
+            await self.outbox_relayer.stop()
+        for task in list(self._background):
+            await cancel_and_wait(task)
         assert self._recovery is not None and self._lease is not None
         assert self._writer is not None and self._timers is not None
         await self._recovery.stop()
@@ -232,10 +270,37 @@ class EddaApp:
 
     async def start_workflow(self, wf: Workflow[..., Any], **kwargs: Any) -> str:
         """Start an instance of ``wf``; see `Workflow.start`."""
-        if not self._initialized or self._writer is None:
-            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        self._require_initialized()
         stored = wf.prepare_input(kwargs)
         instance_id = f"{wf.name}-{uuid.uuid4().hex}"
+        waiter = self._runner.expect(instance_id)
+        await self._create(wf, instance_id, stored)
+        outcome = await waiter
+        final_id = instance_id
+        while final_id in self._runner.final_ids:  # it recurred: Edda returns the newest id
+            final_id = self._runner.final_ids.pop(final_id)
+        if outcome.error is not None:
+            raise outcome.error
+        return final_id
+
+    async def start_instance(self, wf: Workflow[..., Any], **kwargs: Any) -> str:
+        """Start an instance of ``wf`` and return its id once it is committed,
+        without waiting for it to run (the JSON API's start).
+
+        Raises:
+            RuntimeError: If the app is not initialized.
+            TypeError, ValueError: If ``kwargs`` do not fit the workflow.
+        """
+        self._require_initialized()
+        stored = wf.prepare_input(kwargs)
+        instance_id = f"{wf.name}-{uuid.uuid4().hex}"
+        await self._create(wf, instance_id, stored)
+        return instance_id
+
+    async def _create(self, wf: Workflow[..., Any], instance_id: str, stored: dict[str, Any],
+                      effects: Callable[[Connection], None] | None = None) -> None:
+        """Commit a new instance (with ``effects`` in its transaction) and run it."""
+        assert self._writer is not None
         now = time.time()
         row = {
             "instance_id": instance_id, "workflow_name": wf.name, "status": "running",
@@ -244,11 +309,11 @@ class EddaApp:
             "started_at": now, "updated_at": now,
         }
         entry = WorkflowStarted(workflow_name=wf.name, input=stored)
-        waiter = self._runner.expect(instance_id)
         # The instance's first entry commits with its first step: nothing has been
         # acknowledged yet, and the writer keeps the order of appends.
         created = self._writer.append(
-            Append(instance_id, 0, 1, kind_of(entry), encode_entry(entry), create=row)
+            Append(instance_id, 0, 1, kind_of(entry), encode_entry(entry), create=row,
+                   effects=effects)
         )
         await fire(self.hooks, "on_workflow_start", instance_id, wf.name, stored)
         self._runner.activate(instance_id, wf.name, 1, [Record(0, entry, now)])
@@ -258,13 +323,10 @@ class EddaApp:
             self._runner.forget(instance_id)
             await self.supervisor.stop(instance_id)
             raise
-        outcome = await waiter
-        final_id = instance_id
-        while final_id in self._runner.final_ids:  # it recurred: Edda returns the newest id
-            final_id = self._runner.final_ids.pop(final_id)
-        if outcome.error is not None:
-            raise outcome.error
-        return final_id
+
+    def _require_initialized(self) -> None:
+        if not self._initialized or self._writer is None:
+            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
 
     async def _lost_lease(self) -> None:
         await self.supervisor.stop_all()
@@ -273,27 +335,90 @@ class EddaApp:
         if self._recovery is not None:
             await self._recovery.sweep()
 
+    def on_event(self, event_type: str, proto_type: type[Any] | None = None
+                 ) -> Callable[[F], F]:
+        """Register ``async def handler(event)`` for CloudEvents of ``event_type``.
+
+        Handlers run after the event is committed and answered (202); they are
+        not durable (a crash in between skips them). For durable reactions,
+        start an ``@workflow(event_handler=True)`` or ``wait_event`` in one.
+        ``proto_type`` is stored on the handler as ``_proto_type`` (Edda's API).
+        """
+        check_event_type(event_type)
+
+        def register(func: F) -> F:
+            if not callable(func):
+                raise TypeError(f"on_event needs an async function, got {func!r}")
+            if proto_type is not None:
+                func._proto_type = proto_type  # type: ignore[attr-defined]
+            self.event_handlers.setdefault(event_type, []).append(func)
+            return func
+
+        return register
+
     async def handle_cloudevent(self, event: Any, wait: bool = False) -> None:
         """Accept a CloudEvent: store it, then wake every workflow waiting for its type.
 
         Returns once the event is committed: a crash afterwards never loses it.
+        If an ``@workflow(event_handler=True)`` is named like the event's type
+        (and no `on_event` handler claims the type), its instance is created in
+        the same transaction, with the event's data (a dict) as input. Then the
+        `on_event` handlers run: in the background, or one after the other when
+        ``wait`` is true; their errors are logged.
+
         ``event`` is a mapping of CloudEvent attributes (``type``, ``source``,
-        ``data``, extensions, ...) or a ``cloudevents`` SDK event. ``wait`` is
-        accepted for Edda compatibility; delivery never blocks the caller.
+        ``data``, extensions, ...) or a ``cloudevents`` SDK event.
 
         Raises:
             RuntimeError: If the app is not initialized.
-            ValueError: For a malformed event (nothing is stored).
+            ValueError: For a malformed event, or data that does not fit the
+                workflow it starts (nothing is stored).
         """
-        if not self._initialized or self._writer is None:
-            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        self._require_initialized()
+        assert self._writer is not None
         normalized = normalize_cloudevent(event)
-        await self._writer.run(insert_event(normalized.type, normalized.attributes,
-                                            normalized.data_bytes, normalized.target_instance_id))
+        handlers = list(self.event_handlers.get(normalized.type, ()))
+        store = insert_event(normalized.type, normalized.attributes, normalized.data_bytes,
+                             normalized.target_instance_id)
+        starts = None if handlers else get_workflow(normalized.type)
+        if starts is not None and starts.event_handler:
+            data = normalized.attributes["data"]
+            try:
+                stored = starts.prepare_input(data if isinstance(data, dict) else {})
+            except TypeError as exc:
+                raise ValueError(f"CloudEvent {normalized.type!r} cannot start workflow "
+                                 f"{starts.name!r}: {exc}") from exc
+
+            def store_with_start(conn: Connection) -> None:
+                store(conn)
+
+            await self._create(starts, f"{starts.name}-{uuid.uuid4().hex}", stored,
+                               effects=store_with_start)
+        else:
+            await self._writer.run(store)
         waiting = await self._db.query(lambda conn: event_waiters(
-            conn, normalized.type, normalized.target_instance_id))
+            conn, normalized.type, normalized.target_instance_id), quick=True)
         for instance_id in waiting:
             await self.wake(instance_id)
+        for handler in handlers:
+            if wait:
+                await self._run_handler(handler, event)
+            else:
+                task = asyncio.create_task(self._run_handler(handler, event))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _run_handler(self, handler: Callable[[Any], Awaitable[Any]], event: Any) -> None:
+        try:
+            await handler(event)
+        except Exception:
+            log.exception("on_event handler %r failed", handler)
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        """The ASGI application: CloudEvents in, cancel, health and a JSON API
+        (see docs/http.md). Initializes the app on first use."""
+        await self._http(scope, receive, send)
 
     async def publish(self, channel: str, data: dict[str, Any] | bytes,
                       metadata: dict[str, Any] | None = None, *,
@@ -306,8 +431,8 @@ class EddaApp:
             RuntimeError: If the app is not initialized.
             TypeError, ValueError: For unstorable data or an empty channel name.
         """
-        if not self._initialized or self._writer is None:
-            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        self._require_initialized()
+        assert self._writer is not None
         payload, raw, meta = check_payload(channel, data, metadata)
         meta["published_at"] = datetime.now(UTC).isoformat()
         message_id = new_message_id()

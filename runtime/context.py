@@ -11,8 +11,14 @@ from edda.journal.entries import WorkflowRecurred, WorkflowStarted, kind_of
 from edda.journal.group_commit import InstanceChange
 from edda.journal.recur import continue_as_new
 from edda.runtime.errors import NonDeterminismError
+from edda.runtime.transactions import SESSION_OUTSIDE, current_transaction, transaction
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from edda.journal.entries import CallEntry
     from edda.runtime.replay import InstanceRun
 
@@ -81,6 +87,13 @@ class WorkflowContext:
             RuntimeError: Inside a compensation, which cannot make durable calls.
         """
         run = self._run
+        txn = current_transaction(self)
+        if txn is not None and txn.body:
+            raise RuntimeError(
+                f"{name!r} was called inside ctx.transaction() in the body of "
+                f"{self.workflow_name!r}; a body transaction cannot hold durable calls "
+                "(activities, waits, channels): an activity is a transaction of its own, "
+                "so call it before or after the block")
         if run.compensating:
             raise RuntimeError(
                 f"{name!r} was called from a compensation of {self.instance_id!r}; a "
@@ -123,6 +136,52 @@ class WorkflowContext:
         except NonDeterminismError as exc:
             run.fatal = exc
             raise
+
+    # -- transactions ------------------------------------------------------------
+
+    @property
+    def session(self) -> AsyncSession:
+        """The SQLAlchemy `AsyncSession` of the current transaction.
+
+        Inside an activity (every attempt is a transaction) or an
+        ``async with ctx.transaction()`` block, your writes commit atomically with
+        the step's journal entry and its outbox events. Do not commit or roll it
+        back yourself; your tables must live in the workflow database.
+
+        Raises:
+            RuntimeError: Outside a transaction.
+        """
+        txn = current_transaction(self)
+        if txn is None:
+            raise RuntimeError(SESSION_OUTSIDE)
+        return txn.session()
+
+    def in_transaction(self) -> bool:
+        """Whether this code runs inside an activity's or a block's transaction."""
+        return current_transaction(self) is not None
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """A transaction: a savepoint inside an activity; a durable step in a body.
+
+        In the workflow body, the block's ``ctx.session`` work and
+        `send_event_transactional` events commit together with a journal entry,
+        so a replay does not write them again. Durable calls (activities, waits,
+        channels) cannot be made inside a body block.
+        """
+        return transaction(self)
+
+    def register_post_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` once the current transaction has committed (not on rollback).
+
+        Raises:
+            RuntimeError: Outside a transaction.
+        """
+        txn = current_transaction(self)
+        if txn is None:
+            raise RuntimeError("Cannot register post-commit callback: not in a transaction")
+        if not callable(callback):
+            raise TypeError(f"callback must be an async callable, got {callback!r}")
+        txn.on_commit(callback)
 
     async def recur(self, **kwargs: Any) -> NoReturn:
         """Continue as a new instance of this workflow with ``kwargs`` as input.

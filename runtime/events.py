@@ -211,26 +211,48 @@ async def send_event(
     *,
     extensions: dict[str, Any] | None = None,
 ) -> None:
-    """Publish a CloudEvent to the workflows of the running app.
+    """Send a CloudEvent now, without a transaction (not replay-safe in a body).
 
-    With ``broker_url=None`` (the default here) the event is stored and delivered
-    in process; pass ``extensions={"eddainstanceid": id}`` to reach one instance.
+    With ``broker_url`` the event is POSTed there in structured mode (timeout
+    10 s), as Edda does. Without it (the default here) it is stored and
+    delivered to the workflows of the running app; pass
+    ``extensions={"eddainstanceid": id}`` to reach one instance.
 
     Raises:
-        RuntimeError: If no EddaApp is initialised.
+        RuntimeError: If no ``broker_url`` is given and no EddaApp is initialised.
         ValueError: For an empty type or source, or data that cannot be stored.
-        NotImplementedError: For ``broker_url`` (HTTP delivery comes with the HTTP edge).
+        httpx.HTTPError: If the broker cannot be reached or answers an error.
     """
     check_event_type(event_type)
     if broker_url is not None:
-        raise NotImplementedError(
-            "sending to a broker over HTTP is not available yet; omit broker_url to deliver "
-            "the event to this app's workflows")
+        await _post_event(event_type, source, data, broker_url, datacontenttype, extensions)
+        return
     app = current_app()
     if app is None:
-        raise RuntimeError("send_event() needs an initialised EddaApp (await app.initialize())")
+        raise RuntimeError("send_event() needs an initialised EddaApp (await app.initialize()) "
+                           "or a broker_url")
     event: dict[str, Any] = {"type": event_type, "source": source, "data": data,
                              "datacontenttype": datacontenttype, **(extensions or {})}
     await app.handle_cloudevent(event)
     await fire(app.hooks, "on_event_sent", event_type, source, data)
 
+
+async def _post_event(event_type: str, source: str, data: Any, broker_url: str,
+                      datacontenttype: str | None, extensions: dict[str, Any] | None) -> None:
+    import httpx
+
+    from edda.runtime.relayer import cloudevent_request
+
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError("source must be a non-empty string")
+    try:
+        stored = to_jsonable(data, what=f"data of CloudEvent {event_type!r}")
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
+    headers, body = cloudevent_request(str(uuid.uuid4()), event_type, source, stored, None,
+                                       datacontenttype, extensions)
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        response = await client.post(broker_url, content=body, headers=headers)
+        response.raise_for_status()
+    app = current_app()
+    await fire(None if app is None else app.hooks, "on_event_sent", event_type, source, data)

@@ -41,6 +41,7 @@ _EVENT_TYPES = {
     "compensations_started": "CompensationsStarted",
     "workflow_cancelling": "WorkflowCancelling",
     "workflow_cancelled": "WorkflowCancelled",
+    "transaction_committed": "TransactionCommitted",
 }
 
 

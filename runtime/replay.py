@@ -30,6 +30,7 @@ from edda.journal.entries import (
     MessagePublished,
     MessageReceived,
     Subscribed,
+    TransactionCommitted,
     Unsubscribed,
     WaitStarted,
     WorkflowCancelled,
@@ -82,6 +83,8 @@ def operation_of(entry: CallEntry) -> str:
             return "send_to" if entry.direct else f"publish {entry.channel!r}"
         case CompensationRegistered():
             return f"register_compensation {entry.compensation.name!r}"
+        case TransactionCommitted():
+            return "transaction"
     return type(entry).__name__
 
 
@@ -142,6 +145,8 @@ class RunHost(Protocol):
     def waiting_changed(self, run: InstanceRun) -> None: ...
 
     async def notify(self, instance_id: str) -> None: ...
+
+    def outbox_written(self) -> None: ...
 
 
 @dataclass(eq=False)

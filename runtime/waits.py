@@ -210,6 +210,8 @@ class Waits:
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.passivated = 0
+        #: Told when an outbox row was committed (the app's relayer, if any).
+        self.on_outbox: Callable[[], None] | None = None
 
     def attach(self, run: InstanceRun) -> None:
         instance_id = run.actor.instance_id
@@ -244,6 +246,11 @@ class Waits:
     async def notify(self, instance_id: str) -> None:
         """Wake an instance wherever it is (resident here, passivated, elsewhere)."""
         await self._notify(instance_id)
+
+    def outbox_written(self) -> None:
+        """An activity committed outbox rows: wake the relayer, if there is one."""
+        if self.on_outbox is not None:
+            self.on_outbox()
 
     def wake(self, instance_id: str) -> bool:
         """Tell a resident instance that something arrived; False if it is not resident."""
