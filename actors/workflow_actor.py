@@ -56,6 +56,7 @@ class WorkflowActor:
         writer: GroupCommitWriter,
         *,
         next_seq: int | None = None,
+        unsettled: asyncio.Future[Any] | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.workflow_name = workflow_name
@@ -66,7 +67,7 @@ class WorkflowActor:
             next_seq = records[-1].seq + 1 if records else 0
         self.next_seq = next_seq
         #: The newest write not yet known to be committed (each refers to the one before).
-        self._unsettled: asyncio.Future[Any] | None = None
+        self._unsettled: asyncio.Future[Any] | None = unsettled
 
     @property
     def finished(self) -> bool:

@@ -316,7 +316,7 @@ class EddaApp:
                    effects=effects)
         )
         await fire(self.hooks, "on_workflow_start", instance_id, wf.name, stored)
-        self._runner.activate(instance_id, wf.name, 1, [Record(0, entry, now)])
+        self._runner.activate(instance_id, wf.name, 1, [Record(0, entry, now)], created)
         try:
             await created
         except BaseException:

@@ -128,14 +128,21 @@ class InstanceRunner:
     # -- running ------------------------------------------------------------------
 
     def activate(self, instance_id: str, workflow_name: str, epoch: int,
-                 records: list[Record] | None = None) -> None:
-        """Run an instance under the supervisor; ``records`` spares the first journal read."""
-        known = records
+                 records: list[Record] | None = None,
+                 created: asyncio.Future[Any] | None = None) -> None:
+        """Run an instance under the supervisor; ``records`` spares the first journal read.
+
+        ``created`` is the pending write that creates the instance: the actor
+        treats it as its first unsettled write, so nothing leaves the actor (an
+        activity's side effects) before the instance itself is committed.
+        """
+        known, creating = records, created
 
         async def body() -> None:
-            nonlocal known
-            given, known = known, None  # a restart always re-reads the journal
-            await self._run(instance_id, workflow_name, epoch, given)
+            nonlocal known, creating
+            # A restart always re-reads the journal.
+            (given, known), (pending, creating) = (known, None), (creating, None)
+            await self._run(instance_id, workflow_name, epoch, given, pending)
 
         self.supervisor.spawn(instance_id, body)
 
@@ -143,7 +150,8 @@ class InstanceRunner:
         self.activate(claimed.instance_id, claimed.workflow_name, claimed.epoch)
 
     async def _run(self, instance_id: str, workflow_name: str, epoch: int,
-                   records: list[Record] | None) -> None:
+                   records: list[Record] | None,
+                   created: asyncio.Future[Any] | None = None) -> None:
         writer, db = self._require_writer(), self._require_db()
         wf = get_workflow(workflow_name)
         if wf is None:
@@ -156,7 +164,8 @@ class InstanceRunner:
 
             loaded, cancel = await db.query(reads)
             records = loaded
-        actor = WorkflowActor(instance_id, workflow_name, epoch, records, writer)
+        actor = WorkflowActor(instance_id, workflow_name, epoch, records, writer,
+                              unsettled=created)
         try:
             outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
                                          default_retry_policy=self.default_retry_policy,
