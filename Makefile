@@ -30,6 +30,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py --postgres
 	$(BIN)/python benchmarks/waits.py
 	$(BIN)/python benchmarks/channels.py
+	$(BIN)/python benchmarks/edge.py
+	$(BIN)/python benchmarks/waits.py
+	$(BIN)/python benchmarks/channels.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

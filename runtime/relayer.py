@@ -2,7 +2,7 @@
 
 Each cycle claims due rows (``processing`` with a deadline, in one
 transaction), POSTs each one as a CloudEvent to ``broker_url`` concurrently,
-and settles them in one transaction:
+``max_in_flight`` at a time, and settles them in one transaction:
 
 - a 2xx answer: ``published`` (deleted after ``retention_hours``);
 - a 4xx answer other than 408 and 429: ``invalid``, never retried (the broker
@@ -89,6 +89,7 @@ class OutboxRelayer:
         request_timeout: Seconds one POST may take.
         retention_hours: How long ``published`` rows are kept.
         headers: Extra HTTP headers for every POST (for example authorization).
+        max_in_flight: Most POSTs in flight at once (and pooled connections).
 
     Raises:
         ValueError, TypeError: For an empty ``broker_url`` or bad numbers.
@@ -109,6 +110,7 @@ class OutboxRelayer:
         request_timeout: float = 10.0,
         retention_hours: float = 24.0,
         headers: dict[str, str] | None = None,
+        max_in_flight: int = 8,
     ) -> None:
         if not isinstance(broker_url, str) or not broker_url.startswith(("http://", "https://")):
             raise ValueError(f"broker_url must be an http(s) URL, got {broker_url!r}")
@@ -116,6 +118,10 @@ class OutboxRelayer:
             raise ValueError(f"max_retries must be an int >= 1, got {max_retries!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
+                or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
+        self.max_in_flight = max_in_flight
         self.poll_interval = check_seconds(poll_interval, "poll_interval")
         self.backoff_base = check_seconds(backoff_base, "backoff_base")
         self.backoff_max = check_seconds(backoff_max, "backoff_max")
@@ -143,7 +149,7 @@ class OutboxRelayer:
         """Start relaying in the background (idempotent)."""
         if self._task is not None:
             return
-        self._client = httpx.AsyncClient(timeout=self.request_timeout)
+        self._client = self._new_client()
         self._task = asyncio.create_task(self._loop(), name="edda-outbox-relayer")
 
     async def stop(self) -> None:
@@ -163,12 +169,20 @@ class OutboxRelayer:
 
     async def relay_once(self) -> int:
         """Claim, send and settle one batch of due events; returns how many were claimed."""
-        claim_seconds = self.request_timeout + 5.0
+        # Long enough for every POST of the batch to time out, a wave at a time.
+        waves = -(-self.batch_size // self.max_in_flight)
+        claim_seconds = self.request_timeout * waves + 5.0
         rows = await self._write(claim_due(self.relayer_id, self.batch_size, claim_seconds,
                                            dialect=self._database().dialect))
         if not rows:
             return 0
-        outcomes = await asyncio.gather(*(self._send(row) for row in rows))
+        slots = asyncio.Semaphore(self.max_in_flight)
+
+        async def send(row: OutboxRow) -> Settled:
+            async with slots:
+                return await self._send(row)
+
+        outcomes = await asyncio.gather(*(send(row) for row in rows))
         await self._write(settle(self.relayer_id, list(outcomes)))
         return len(rows)
 
@@ -185,7 +199,7 @@ class OutboxRelayer:
                                            row.data_bytes, row.content_type)
         client = self._client
         if client is None:
-            client = self._client = httpx.AsyncClient(timeout=self.request_timeout)
+            client = self._client = self._new_client()
         try:
             response = await client.post(self.broker_url, content=body,
                                          headers={**self.headers, **headers})
@@ -200,6 +214,12 @@ class OutboxRelayer:
                         row.event_type, error)
             return Settled(row.id, "invalid", error)
         return self._retry(row, error)
+
+    def _new_client(self) -> httpx.AsyncClient:
+        # httpx's pool slows down with many queued requests: keep the queue short.
+        limits = httpx.Limits(max_connections=self.max_in_flight,
+                              max_keepalive_connections=self.max_in_flight)
+        return httpx.AsyncClient(timeout=self.request_timeout, limits=limits)
 
     def _retry(self, row: OutboxRow, error: str) -> Settled:
         self.failed_attempts += 1

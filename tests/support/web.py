@@ -99,5 +99,6 @@ class Sink:
             answer = 200  # too late: the client has given up
         status = answer if isinstance(answer, int) else 200
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"{}"})
