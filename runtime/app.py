@@ -381,6 +381,10 @@ class EddaApp:
         store = insert_event(normalized.type, normalized.attributes, normalized.data_bytes,
                              normalized.target_instance_id)
         starts = None if handlers else get_workflow(normalized.type)
+
+        def find_waiters(conn: Connection) -> list[str]:
+            return event_waiters(conn, normalized.type, normalized.target_instance_id)
+
         if starts is not None and starts.event_handler:
             data = normalized.attributes["data"]
             try:
@@ -394,10 +398,14 @@ class EddaApp:
 
             await self._create(starts, f"{starts.name}-{uuid.uuid4().hex}", stored,
                                effects=store_with_start)
+            waiting = await self._db.query(find_waiters, quick=True)
         else:
-            await self._writer.run(store)
-        waiting = await self._db.query(lambda conn: event_waiters(
-            conn, normalized.type, normalized.target_instance_id), quick=True)
+            # Who waits is read in the transaction that stores the event: no extra read.
+            def store_and_find(conn: Connection) -> list[str]:
+                store(conn)
+                return find_waiters(conn)
+
+            waiting = await self._writer.run(store_and_find)
         for instance_id in waiting:
             await self.wake(instance_id)
         for handler in handlers:
