@@ -133,17 +133,11 @@ class Activity(Generic[P, R]):
                 result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
                 attempts=attempts, compensation=undo,
             )
-            change = InstanceChange(current_activity_id=position)
-            if txn.uses_session:
-                # The user's writes, the outbox rows and the entry: one transaction.
-                await run.actor.append_in(txn.commit, entry, change, effects=txn.outbox_effect())
-                await txn.committed()
-            else:
-                # Not waited for: the workflow goes on to its next step while this
-                # commits, so the two share a batch (see WorkflowActor.submit).
-                written = run.actor.submit(entry, change, effects=txn.outbox_effect())
-                if txn.has_commit_work:
-                    written.add_done_callback(txn.committed_callback)
+            # Not waited for unless the user's session shares its transaction: the
+            # workflow goes on to its next step while this commits, so the two share
+            # a batch (see WorkflowActor.submit).
+            await txn.journal(run.actor, entry, InstanceChange(current_activity_id=position),
+                              wait=False)
             if undo is not None:
                 run.compensations.append((position, undo))
         finally:

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Connection
 
+    from edda.actors.workflow_actor import WorkflowActor
+    from edda.journal.entries import Entry
+    from edda.journal.group_commit import InstanceChange
     from edda.runtime.context import WorkflowContext
 
 log = logging.getLogger("edda.transactions")
@@ -129,12 +132,32 @@ class Transaction:
             finally:
                 await session.close()
 
+    async def journal(self, actor: WorkflowActor, entry: Entry,
+                      change: InstanceChange | None = None, *, wait: bool) -> None:
+        """Journal the step's entry with this transaction's outbox rows.
+
+        With a session, the entry commits in the session's own transaction. Without
+        one it goes through group commit: awaited with ``wait``, else submitted (the
+        workflow goes on while it commits; post-commit work runs once it has).
+        """
+        effects = self.outbox_effect()
+        if self.uses_session:
+            await actor.append_in(self.commit, entry, change, effects=effects)
+        elif wait:
+            await actor.append(entry, change, effects=effects)
+        else:
+            written = actor.submit(entry, change, effects=effects)
+            if self.has_commit_work:
+                written.add_done_callback(self._committed_callback)
+            return
+        await self.committed()
+
     @property
     def has_commit_work(self) -> bool:
         """Whether anything waits for the commit (callbacks, or events to relay)."""
         return bool(self._callbacks) or (bool(self.events) and not self.replaying)
 
-    def committed_callback(self, written: asyncio.Future[None]) -> None:
+    def _committed_callback(self, written: asyncio.Future[None]) -> None:
         """A done-callback for a submitted write: `committed` once it succeeded."""
         if written.cancelled() or written.exception() is not None:
             return
@@ -209,9 +232,4 @@ async def transaction(ctx: WorkflowContext) -> AsyncIterator[None]:
         await txn.rollback()
         return
     entry = TransactionCommitted(position=position, call=call, event_ids=txn.event_ids)
-    effects = txn.outbox_effect()
-    if txn.uses_session:
-        await run.actor.append_in(txn.commit, entry, effects=effects)
-    else:
-        await run.actor.append(entry, effects=effects)
-    await txn.committed()
+    await txn.journal(run.actor, entry, wait=True)
