@@ -1,0 +1,35 @@
+"""Durable LlamaIndex workflows: every step is journaled as an Edda activity.
+
+Install with ``pip install 'edda-actors[llamaindex]'``::
+
+    runner = DurableWorkflowRunner(OrderWorkflow)
+
+    @workflow
+    async def order_workflow(ctx: WorkflowContext, order_id: str, amount: float) -> dict:
+        return await runner.run(ctx, order_id=order_id, amount=amount)
+
+A step returns `DurableSleepEvent` or `DurableWaitEvent` to wait durably; the
+steps that take `ResumeEvent` go on afterwards. See docs/llamaindex.md.
+"""
+
+try:
+    import workflows.events as _workflows_events  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "edda.integrations.llamaindex needs LlamaIndex: pip install 'edda-actors[llamaindex]'"
+    ) from exc
+
+from edda.integrations.llamaindex.context import StepContext
+from edda.integrations.llamaindex.errors import WorkflowExecutionError, WorkflowReplayError
+from edda.integrations.llamaindex.events import DurableSleepEvent, DurableWaitEvent, ResumeEvent
+from edda.integrations.llamaindex.runner import DurableWorkflowRunner
+
+__all__ = [
+    "DurableSleepEvent",
+    "DurableWaitEvent",
+    "DurableWorkflowRunner",
+    "ResumeEvent",
+    "StepContext",
+    "WorkflowExecutionError",
+    "WorkflowReplayError",
+]
