@@ -104,7 +104,7 @@ def is_rate_limited() -> bool:
 
 class RateLimitedWorkflow(Workflow):
     @step
-    async def check_rate_limit(self, ctx, ev: StartEvent) -> DurableSleepEvent | ProcessEvent:  # type: ignore[no-untyped-def]
+    async def check_rate_limit(self, ctx, ev: StartEvent) -> DurableSleepEvent | ProcessEvent:
         if is_rate_limited():
             # Sleep (durable timer)
             return DurableSleepEvent(
@@ -114,7 +114,7 @@ class RateLimitedWorkflow(Workflow):
         return ProcessEvent(data=ev.data)
 
     @step
-    async def handle_resume(self, ctx, ev: ResumeEvent) -> ProcessEvent:  # type: ignore[no-untyped-def]
+    async def handle_resume(self, ctx, ev: ResumeEvent) -> ProcessEvent:
         # Called after DurableSleepEvent completes
         retry_count = ev.data.get("retry_count", 0)
         return ProcessEvent(data={"retried": retry_count})
@@ -163,7 +163,7 @@ async def test_durable_sleep_survives_a_restart(sqlite_url: str, make_app: MakeA
 
 class ApprovalWorkflow(Workflow):
     @step
-    async def request_approval(self, ctx, ev: StartEvent) -> DurableWaitEvent:  # type: ignore[no-untyped-def]
+    async def request_approval(self, ctx, ev: StartEvent) -> DurableWaitEvent:
         # Wait for approval event (up to 1 hour)
         return DurableWaitEvent(
             event_type=f"approval.{ev.request_id}",
@@ -171,7 +171,7 @@ class ApprovalWorkflow(Workflow):
         )
 
     @step
-    async def process_approval(self, ctx, ev: ResumeEvent) -> StopEvent:  # type: ignore[no-untyped-def]
+    async def process_approval(self, ctx, ev: ResumeEvent) -> StopEvent:
         # Called when external event arrives
         approved = ev.data.get("approved", False)
         return StopEvent(result={"approved": approved})
@@ -415,6 +415,62 @@ async def test_typed_state_persists_across_steps(sqlite_url: str, make_app: Make
     assert await _result(app, iid) == {"type": "Tally", "count": 11, "names": ["first"]}
 
 
+# -- sync steps, free functions, list returns, streaming --------------------------------------
+
+
+class Item(Event):
+    n: int
+
+
+class Squared(Event):
+    n: int
+    square: int
+
+
+class SplitWorkflow(Workflow):
+    @step
+    def split(self, ctx: Context, ev: StartEvent) -> list[Item]:
+        CALLS["split_in_thread"] += threading.current_thread() is not threading.main_thread()
+        return [Item(n=n) for n in ev.numbers]
+
+    @step
+    async def square(self, ctx: Context, ev: Item) -> Squared:
+        ctx.write_event_to_stream(ev)
+        return Squared(n=ev.n, square=ev.n * ev.n)
+
+
+@step(workflow=SplitWorkflow)
+async def total(ctx: Context, ev: Squared) -> StopEvent | None:
+    done = ctx.collect_events(ev, [Squared] * 3)
+    if done is None:
+        return None
+    return StopEvent(result={"squares": [d.square for d in done],
+                             "instance": ctx.edda.workflow_name})
+
+
+STREAMED: list[Event] = []
+split_runner = DurableWorkflowRunner(SplitWorkflow, on_stream_event=STREAMED.append)
+
+
+@workflow
+async def li_split(ctx: WorkflowContext) -> Any:
+    return await split_runner.run(ctx, start_event=StartEvent(numbers=[2, 3, 4]))
+
+
+async def test_sync_steps_free_functions_list_returns_and_streaming(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    CALLS.clear()
+    STREAMED.clear()
+    app = make_app(sqlite_url)
+    await app.initialize()
+    iid = await li_split.start()
+    assert await _result(app, iid) == {"squares": [4, 9, 16], "instance": "li_split"}
+    assert CALLS["split_in_thread"] == 1, "a sync step runs in a worker thread"
+    assert [(type(e), e.n) for e in STREAMED] == [(Item, 2), (Item, 3), (Item, 4)]
+    assert (await _steps(app, iid))[:2] == ["SplitWorkflow.split:1", "SplitWorkflow.square:1"]
+
+
 # -- resources and custom stop events ----------------------------------------------------------
 
 
@@ -541,7 +597,7 @@ class TwoEventsWorkflow(Workflow):
 
 class CrowdedWorkflow(Workflow):
     @step
-    async def start(self, ctx, extra, ev: StartEvent) -> StopEvent:  # type: ignore[no-untyped-def]
+    async def start(self, ctx, extra, ev: StartEvent) -> StopEvent:
         return StopEvent()
 
 

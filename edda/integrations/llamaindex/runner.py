@@ -37,7 +37,7 @@ from edda.integrations.llamaindex.errors import WorkflowExecutionError
 from edda.integrations.llamaindex.events import DurableSleepEvent, DurableWaitEvent, ResumeEvent
 from edda.integrations.llamaindex.steps import StepRetryPolicy, StepSpec, read_steps
 from edda.runtime.activity import Activity
-from edda.runtime.context import require_context
+from edda.runtime.context import WorkflowContext, require_context
 from edda.runtime.errors import (
     NonDeterminismError,
     RetryExhaustedError,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
     from pydantic import BaseModel
 
-    from edda.runtime.context import WorkflowContext
     from edda.runtime.retry import RetryPolicy
 
 
