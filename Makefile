@@ -31,8 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/waits.py
 	$(BIN)/python benchmarks/channels.py
 	$(BIN)/python benchmarks/edge.py
-	$(BIN)/python benchmarks/waits.py
-	$(BIN)/python benchmarks/channels.py
+	$(BIN)/python benchmarks/llamaindex.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
