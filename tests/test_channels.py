@@ -25,23 +25,12 @@ from edda import (
     workflow,
 )
 from edda.journal import schema
-from tests.support.gates import interrupt_and_restart, wait_for, wait_until
+from tests.support.gates import finished, interrupt_and_restart, wait_for, wait_until
 from tests.test_workflows import GATES, gate
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
 HANDLED: Counter[int] = Counter()
-
-
-async def _finished(app: EddaApp, instance_id: str, timeout: float = 30.0) -> dict[str, Any]:
-    async def done() -> bool:
-        inst = await app.get_instance(instance_id)
-        return inst is not None and inst["status"] in ("completed", "failed")
-
-    await wait_until(done, f"{instance_id} to finish", timeout)
-    inst = await app.get_instance(instance_id)
-    assert inst is not None
-    return inst
 
 
 async def _count(app: EddaApp, table: sa.Table) -> int:
@@ -78,7 +67,7 @@ async def test_competing_each_message_to_exactly_one_of_20(db_url: str, make_app
         await publish(app, "jobs", {"n": n})
     for _ in workers:
         await publish(app, "jobs", {"stop": True})
-    done = [(await _finished(app, w, 120))["output_data"]["result"] for w in workers]
+    done = [(await finished(app, w, 120))["output_data"]["result"] for w in workers]
     assert sum(done) == 2000
     assert HANDLED == Counter(range(2000)), "every job handled once, none twice"
     assert sum(1 for d in done if d > 0) > 1, "the work was shared"
@@ -95,7 +84,7 @@ async def test_messages_queued_before_any_subscriber_are_not_lost(
         await publish(app, "jobs", {"n": n})
     await publish(app, "jobs", {"stop": True})
     worker = await job_worker.start()
-    assert (await _finished(app, worker))["output_data"]["result"] == 5
+    assert (await finished(app, worker, timeout=30.0))["output_data"]["result"] == 5
     assert HANDLED == Counter(range(5))
 
 
@@ -123,7 +112,7 @@ async def test_broadcast_every_subscriber_every_message_in_order(
     await publish(app, "news", bytes(range(256)))
     expected = [*sent, bytes(range(256)).hex()]
     for reader in readers:
-        assert (await _finished(app, reader, 60))["output_data"]["result"] == expected
+        assert (await finished(app, reader, 60))["output_data"]["result"] == expected
 
 
 @workflow
@@ -170,7 +159,7 @@ async def test_direct_messages_reach_the_instance_even_before_it_subscribes(
     second = await sender.start(to=target, data={"k": 2})
     assert (await app.get_instance(second))["output_data"] == {"result": True}  # type: ignore[index]
     assert await starting == target
-    result = (await _finished(app, target))["output_data"]["result"]
+    result = (await finished(app, target, timeout=30.0))["output_data"]["result"]
     assert result == [[{"k": 1}, first], [{"k": 2}, second]]
     # A direct message has one receiver: once received it is gone, not kept for retention.
     assert await _count(app, schema.channel_messages) == 0
@@ -197,7 +186,7 @@ async def test_receive_timeout_and_unsubscribed_receive(sqlite_url: str, make_ap
     app = make_app(sqlite_url)
     await app.initialize()
     iid = await impatient.start()
-    assert (await _finished(app, iid))["output_data"]["result"] == [
+    assert (await finished(app, iid, timeout=30.0))["output_data"]["result"] == [
         "ChannelNotSubscribedError", "Message on channel 'quiet' did not arrive within timeout"]
     assert await _count(app, schema.subscriptions) == 0
 
@@ -217,13 +206,13 @@ async def test_mode_conflict_and_release_on_completion(sqlite_url: str, make_app
     await app.initialize()
     holder = await mode_user.start(mode="competing", hold=True)
     clash = await mode_user.start(mode="broadcast", hold=False)
-    assert (await _finished(app, clash))["output_data"]["result"] == (
+    assert (await finished(app, clash, timeout=30.0))["output_data"]["result"] == (
         "Channel 'shared' is already configured as 'competing' mode. "
         "Cannot subscribe with 'broadcast' mode.")
     await publish(app, "shared", {"go": 1})
-    await _finished(app, holder)
+    await finished(app, holder, timeout=30.0)
     later = await mode_user.start(mode="broadcast", hold=False)
-    assert (await _finished(app, later))["output_data"]["result"] == "subscribed", \
+    assert (await finished(app, later, timeout=30.0))["output_data"]["result"] == "subscribed", \
         "a finished instance no longer holds the channel's mode"
     with pytest.raises(ValueError, match="Invalid subscription mode"):
         await mode_user.start(mode="fanout", hold=False)
@@ -242,7 +231,7 @@ async def test_publish_in_a_workflow_is_not_repeated_on_replay(
     app2, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "announcer",
                                           announcer.start)
     found = (await app2.find_instances(workflow_name="announcer"))["instances"]
-    result = (await _finished(app2, found[0]["instance_id"]))["output_data"]["result"]
+    result = (await finished(app2, found[0]["instance_id"], timeout=30.0))["output_data"]["result"]
     async with app2.database.read() as conn:
         rows = (await conn.execute(sa.select(schema.channel_messages.c.message_id))).all()
     assert [r.message_id for r in rows] == [result], "published once, same id after replay"
@@ -273,7 +262,7 @@ async def test_binary_payload_survives_replay(sqlite_url: str, make_app: MakeApp
 
     app2, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "bytes", run)
     found = (await app2.find_instances(workflow_name="byte_reader"))["instances"]
-    result = (await _finished(app2, found[0]["instance_id"]))["output_data"]["result"]
+    result = (await finished(app2, found[0]["instance_id"], timeout=30.0))["output_data"]["result"]
     assert result == bytes(range(256)).hex()
 
 
@@ -288,11 +277,11 @@ async def test_worker_recurring_500_times_keeps_a_short_journal(
         await publish(app, "jobs", {"n": n})
     await publish(app, "jobs", {"stop": True})
 
-    async def finished() -> bool:
+    async def worker_done() -> bool:
         found = await app.find_instances(workflow_name="job_worker", status="completed")
         return bool(found["instances"])
 
-    await wait_until(finished, "the recurring worker to finish", 120)
+    await wait_until(worker_done, "the recurring worker to finish", 120)
     final = (await app.find_instances(workflow_name="job_worker", status="completed"))
     last = final["instances"][0]
     assert last["output_data"] == {"result": 500}
@@ -332,7 +321,7 @@ async def test_retention_keeps_what_is_owed(sqlite_url: str, make_app: MakeApp) 
     assert await _count(app, schema.channel_messages) == 1, "still owed to the reader"
     GATES["slow-reader"].open()
     iid = await starting
-    assert (await _finished(app, iid))["output_data"]["result"] == {"n": 1}
+    assert (await finished(app, iid, timeout=30.0))["output_data"]["result"] == {"n": 1}
     await app._recovery.sweep()
     assert await _count(app, schema.channel_messages) == 0, "received by everyone: purged"
     del GATES["slow-reader"]

@@ -6,7 +6,6 @@ non-deterministic twin must raise `NonDeterminismError`, never replay silently.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from edda.journal.codec import decode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.migrations import migrate
 from tests.golden import workflows
+from tests.support.gates import finished
 
 pytestmark = pytest.mark.anyio
 GOLDEN = Path(__file__).parent / "golden"
@@ -54,16 +54,6 @@ async def _load(db_url: str, name: str) -> tuple[str, dict[str, Any]]:
     return instance_id, golden
 
 
-async def _finished(app: EddaApp, instance_id: str) -> dict[str, Any]:
-    for _ in range(500):
-        inst = await app.get_instance(instance_id)
-        assert inst is not None
-        if inst["status"] in ("completed", "failed"):
-            return inst
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{instance_id} did not finish")
-
-
 def test_golden_entries_decode() -> None:
     for path in GOLDEN.glob("*.json"):
         for row in json.loads(path.read_text())["journal"]:
@@ -75,7 +65,7 @@ async def test_golden_journal_replays(db_url: str, make_app: MakeApp) -> None:
     workflows.RUNS.clear()
     app = make_app(db_url)
     await app.initialize()
-    inst = await _finished(app, instance_id)
+    inst = await finished(app, instance_id, timeout=5.0)
     assert inst["status"] == "completed", inst["output_data"]
     assert inst["output_data"]["result"] == golden["expected_result"]
     assert dict(workflows.RUNS) == {"confirm": 1}, "only the unrecorded activity may run"
@@ -86,7 +76,7 @@ async def test_golden_nondeterministic_twin_is_detected(db_url: str, make_app: M
     workflows.RUNS.clear()
     app = make_app(db_url)
     await app.initialize()
-    inst = await _finished(app, instance_id)
+    inst = await finished(app, instance_id, timeout=5.0)
     assert inst["status"] == "failed"
     assert inst["output_data"]["error_type"] == golden["expected_error"]
     assert "quote:1" in inst["output_data"]["error_message"]

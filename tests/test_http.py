@@ -17,10 +17,11 @@ from cloudevents.core.v1.event import CloudEvent
 from edda import EddaApp, WorkflowContext, wait_event, workflow
 from edda.http import bearer_token
 from edda.journal import schema
-from tests.support.gates import wait_until
+from tests.support.gates import finished, wait_until
 from tests.support.web import serve
 
 pytestmark = pytest.mark.anyio
+ENDED = ("completed", "failed", "cancelled")
 MakeApp = Callable[..., EddaApp]
 TOKEN = "s3cret"
 
@@ -43,16 +44,6 @@ async def _status(app: EddaApp, instance_id: str) -> str:
     return str(inst["status"])
 
 
-async def _finished(app: EddaApp, instance_id: str) -> dict[str, Any]:
-    async def done() -> bool:
-        return await _status(app, instance_id) in ("completed", "failed", "cancelled")
-
-    await wait_until(done, f"{instance_id} to finish")
-    inst = await app.get_instance(instance_id)
-    assert inst is not None
-    return inst
-
-
 async def _count(app: EddaApp, table: sa.Table) -> int:
     async with app.database.read() as conn:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
@@ -73,7 +64,7 @@ async def test_cloudevents_sdk_resumes_waiting_workflow(db_url: str, make_app: M
     assert response.status_code == 202
     assert response.content == b'{"status": "accepted"}'
     assert response.headers["content-type"] == "application/json"
-    inst = await _finished(app, iid)
+    inst = await finished(app, iid, statuses=ENDED)
     assert inst["output_data"]["result"] == {
         "order_id": "o-1", "paid": {"amount": 42}, "source": "/payments",
         "extensions": {"eddainstanceid": iid}}
@@ -89,7 +80,8 @@ async def test_raw_structured_event_over_plain_http(sqlite_url: str, make_app: M
         response = await client.post(base, json=body,
                                      headers={"content-type": "application/cloudevents+json"})
     assert response.status_code == 202
-    assert (await _finished(app, iid))["output_data"]["result"]["paid"] == {"amount": 7}
+    inst = await finished(app, iid, statuses=ENDED)
+    assert inst["output_data"]["result"]["paid"] == {"amount": 7}
 
 
 async def test_rejected_requests_change_nothing(sqlite_url: str, make_app: MakeApp) -> None:
@@ -154,7 +146,7 @@ async def test_cancel_route_and_json_api(db_url: str, make_app: MakeApp) -> None
         assert cancelled.json() == {"status": "cancelled", "instance_id": iid}
         again = await client.post(f"{base}/cancel/{iid}")
         assert again.status_code == 400
-        inst = await _finished(app, iid)
+        inst = await finished(app, iid, statuses=ENDED)
         assert inst["status"] == "cancelled"
         assert inst["output_data"]["cancelled_by"] == "api_user"
         history = (await client.get(f"{base}/api/instances/{iid}/history")).json()["history"]
@@ -205,7 +197,8 @@ async def test_event_handler_workflow_and_on_event(sqlite_url: str, make_app: Ma
     assert rejected.status_code == 400 and "amount" in rejected.json()["error"]
     found = (await app.find_instances(workflow_name="order_placed"))["instances"]
     assert len(found) == 1
-    assert (await _finished(app, found[0]["instance_id"]))["output_data"]["result"] == "o-5:3"
+    inst = await finished(app, found[0]["instance_id"], statuses=ENDED)
+    assert inst["output_data"]["result"] == "o-5:3"
     await asyncio.wait_for(seen.wait(), 10)
     assert handled[-1]["type"] == "audit.logged" and handled[-1]["data"] == {"who": "me"}
 
@@ -232,7 +225,7 @@ async def test_mounted_under_starlette_with_lifespan(sqlite_url: str) -> None:
                   "data": {"ok": True}},
             headers={"content-type": "application/cloudevents+json"})
         assert response.status_code == 202
-        assert (await _finished(app, iid))["output_data"]["result"] == {"ok": True}
+        assert (await finished(app, iid, statuses=ENDED))["output_data"]["result"] == {"ok": True}
     assert not app._initialized  # the lifespan shut it down
 
 

@@ -35,7 +35,7 @@ from edda.integrations.llamaindex import (
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.store import InstanceFilter, list_instance_rows, read_journal
-from tests.support.gates import Gate, interrupt_and_restart, wait_until
+from tests.support.gates import Gate, finished, interrupt_and_restart
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
@@ -45,19 +45,8 @@ CALLS: Counter[str] = Counter()
 GATES: dict[str, Gate] = {}
 
 
-async def _finished(app: EddaApp, instance_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    async def done() -> bool:
-        inst = await app.get_instance(instance_id)
-        return inst is not None and inst["status"] in ("completed", "failed")
-
-    await wait_until(done, f"{instance_id} to finish", timeout)
-    inst = await app.get_instance(instance_id)
-    assert inst is not None
-    return inst
-
-
 async def _result(app: EddaApp, instance_id: str) -> Any:
-    inst = await _finished(app, instance_id)
+    inst = await finished(app, instance_id, timeout=20.0)
     assert inst["status"] == "completed", inst["output_data"]
     return inst["output_data"]["result"]
 

@@ -24,7 +24,7 @@ from edda import (
     workflow,
 )
 from edda.journal.outbox import outbox_rows
-from tests.support.gates import Gate, interrupt_and_restart, wait_until
+from tests.support.gates import Gate, finished, interrupt_and_restart, wait_until
 from tests.support.web import Sink, serve
 
 pytestmark = pytest.mark.anyio
@@ -51,17 +51,6 @@ async def _create_ledger(app: EddaApp) -> None:
         await conn.run_sync(lambda sync: ledger.create(sync, checkfirst=True))
 
 
-async def _finished(app: EddaApp, instance_id: str) -> dict[str, Any]:
-    async def done() -> bool:
-        inst = await app.get_instance(instance_id)
-        return inst is not None and inst["status"] in ("completed", "failed")
-
-    await wait_until(done, f"{instance_id} to finish")
-    inst = await app.get_instance(instance_id)
-    assert inst is not None
-    return inst
-
-
 # -- atomic with the step --------------------------------------------------------------
 
 
@@ -86,7 +75,7 @@ async def test_events_commit_with_the_activity_and_reach_the_broker(
         app = make_app(db_url, outbox_enabled=True, broker_url=broker)
         await app.initialize()
         iid = await announces.start(order_id="o-1")
-        json_id, pdf_id = (await _finished(app, iid))["output_data"]["result"]
+        json_id, pdf_id = (await finished(app, iid))["output_data"]["result"]
         await wait_until(lambda: _all_published(app, 2), "both events to be published")
     events = sink.events()
     assert events[json_id]["type"] == "order.created"
@@ -131,7 +120,7 @@ async def test_a_failed_attempt_rolls_back_session_work_and_events(
     await _create_ledger(app)
     entry = db_url.partition(":")[0]
     iid = await books.start(entry=entry)
-    event_id = (await _finished(app, iid))["output_data"]["result"]
+    event_id = (await finished(app, iid))["output_data"]["result"]
     assert attempts[entry] == 2
     assert await _ledger(app) == [f"{entry}#2"]  # the first attempt's row rolled back
     rows = await _rows(app)
@@ -164,7 +153,7 @@ async def test_body_transaction_commits_once_across_a_restart(
     gates["body"] = Gate()
     gates["body"].open()
     found = (await app.find_instances(workflow_name="body_block"))["instances"]
-    event_id = (await _finished(app, found[0]["instance_id"]))["output_data"]["result"]
+    event_id = (await finished(app, found[0]["instance_id"]))["output_data"]["result"]
     assert await _ledger(app) == ["b1"]
     assert [r["event_id"] for r in await _rows(app)] == [event_id]
     kinds = [h["event_type"] for h in await app.get_history(found[0]["instance_id"])]
@@ -194,7 +183,7 @@ async def test_misuse_gets_clear_errors(sqlite_url: str, make_app: MakeApp) -> N
     app = make_app(sqlite_url)
     await app.initialize()
     iid = await misuses.start()
-    outside, session, nested = (await _finished(app, iid))["output_data"]["result"]
+    outside, session, nested = (await finished(app, iid))["output_data"]["result"]
     assert "inside an @activity" in outside
     assert session.startswith("ctx.session must be accessed inside a transaction")
     assert "inside ctx.transaction()" in nested and "hold_after" in nested
@@ -224,7 +213,7 @@ async def test_relayer_retries_failures_and_timeouts_and_parks_dead_events(
     app = make_app(sqlite_url)
     await app.initialize()
     iid = await emits.start(names=["flaky", "slow", "broken", "refused", "fine"])
-    flaky, slow, broken, refused, fine = (await _finished(app, iid))["output_data"]["result"]
+    flaky, slow, broken, refused, fine = (await finished(app, iid))["output_data"]["result"]
     sink = Sink(hang_seconds=2.0, script={flaky: [500, 502], slow: ["hang"],
                                           broken: [503, 503, 503, 503], refused: [400]})
     async with serve(sink) as broker:
@@ -267,7 +256,7 @@ async def test_published_events_are_deleted_after_retention(
     app = make_app(sqlite_url)
     await app.initialize()
     iid = await emits.start(names=["a", "b"])
-    first, second = (await _finished(app, iid))["output_data"]["result"]
+    first, second = (await finished(app, iid))["output_data"]["result"]
     sink = Sink(script={second: [503]})
     async with serve(sink) as broker:
         relayer = OutboxRelayer(app, broker, retention_hours=0, backoff_base=60)
@@ -340,7 +329,7 @@ async def test_sigkill_right_after_202_loses_no_event(db_url: str, make_app: Mak
     assert awaits_ping.name == "awaits_ping"
     app = make_app(db_url)
     await app.initialize()
-    assert (await _finished(app, instance_id))["output_data"]["result"] == {"v": 1}
+    assert (await finished(app, instance_id))["output_data"]["result"] == {"v": 1}
 
 
 async def test_sigkill_between_commit_and_relay_still_delivers(

@@ -23,7 +23,7 @@ from edda import (
     workflow,
 )
 from edda.journal.store import get_instance_row
-from tests.support.gates import wait_until
+from tests.support.gates import finished, wait_until
 from tests.test_workflows import add
 
 pytestmark = pytest.mark.anyio
@@ -34,16 +34,6 @@ async def _status(app: EddaApp, instance_id: str) -> str:
     inst = await app.get_instance(instance_id)
     assert inst is not None
     return str(inst["status"])
-
-
-async def _finished(app: EddaApp, instance_id: str, timeout: float = 10.0) -> dict[str, Any]:
-    async def done() -> bool:
-        return await _status(app, instance_id) in ("completed", "failed")
-
-    await wait_until(done, f"{instance_id} to finish", timeout)
-    inst = await app.get_instance(instance_id)
-    assert inst is not None
-    return inst
 
 
 @workflow
@@ -58,7 +48,7 @@ async def test_sleep_suspends_start_and_resumes(db_url: str, make_app: MakeApp) 
     await app.initialize()
     iid = await napper.start(seconds=0.3)
     assert await _status(app, iid) == "waiting_for_timer"
-    inst = await _finished(app, iid)
+    inst = await finished(app, iid)
     assert inst["status"] == "completed" and inst["output_data"]["result"] >= 0.3
     kinds = [h["event_type"] for h in await app.get_history(iid)]
     assert kinds == ["WorkflowStarted", "WaitStarted", "TimerExpired", "WorkflowCompleted"]
@@ -77,7 +67,7 @@ async def test_sleep_until_and_aliases(sqlite_url: str, make_app: MakeApp) -> No
     app = make_app(sqlite_url)
     await app.initialize()
     iid = await until_wf.start(at=datetime.now(UTC) + timedelta(seconds=0.2))
-    assert (await _finished(app, iid))["output_data"] == {"result": "woke"}
+    assert (await finished(app, iid))["output_data"] == {"result": "woke"}
     assert [h["activity_id"] for h in await app.get_history(iid)][1:3] == ["the-deadline"] * 2
 
 
@@ -145,7 +135,7 @@ async def test_event_reaches_every_waiter(db_url: str, make_app: MakeApp) -> Non
                                  "subject": "order-9", "data": {"amount": 12.5},
                                  "Region": "eu"})
     for iid in ids:
-        inst = await _finished(app, iid)
+        inst = await finished(app, iid)
         assert inst["output_data"]["result"] == {
             "data": {"amount": 12.5}, "source": "bank", "id": "ev-1", "subject": "order-9",
             "extensions": {"region": "eu"}, "type": "payment.done"}
@@ -157,10 +147,10 @@ async def test_targeted_event_reaches_only_its_instance(db_url: str, make_app: M
     first, second = await pay_waiter.start(), await pay_waiter.start()
     await send_event("payment.done", "bank", {"to": "first"},
                      extensions={"eddainstanceid": first})
-    assert (await _finished(app, first))["output_data"]["result"]["data"] == {"to": "first"}
+    assert (await finished(app, first))["output_data"]["result"]["data"] == {"to": "first"}
     assert await _status(app, second) == "waiting_for_message"
     await send_event("payment.done", "bank", {"to": "everyone"})
-    assert (await _finished(app, second))["output_data"]["result"]["data"] == {"to": "everyone"}
+    assert (await finished(app, second))["output_data"]["result"]["data"] == {"to": "everyone"}
 
 
 async def test_event_sent_before_the_wait_is_not_missed(sqlite_url: str, make_app: MakeApp) -> None:
@@ -179,7 +169,7 @@ async def test_event_sent_before_the_wait_is_not_missed(sqlite_url: str, make_ap
         return got
 
     iid = await late_waiter.start()
-    assert (await _finished(app, iid))["output_data"]["result"] == [{"n": 1}, "no more"]
+    assert (await finished(app, iid))["output_data"]["result"] == [{"n": 1}, "no more"]
 
 
 async def test_timeout_is_catchable_and_is_a_timeout_error(
@@ -198,7 +188,7 @@ async def test_timeout_is_catchable_and_is_a_timeout_error(
     app = make_app(sqlite_url)
     await app.initialize()
     iid = await patient.start()
-    inst = await _finished(app, iid)
+    inst = await finished(app, iid)
     assert inst["output_data"]["result"] == [
         "EventTimeoutError: Event 'never.comes' did not arrive within 0.1 seconds"]
     assert issubclass(EventTimeoutError, TimeoutError)
@@ -211,11 +201,11 @@ async def test_model_validation_error_is_catchable_and_others_still_receive(
     await app.initialize()
     strict, lenient = await pay_waiter.start(strict=True), await pay_waiter.start()
     await send_event("payment.done", "bank", {"amount": "lots"})
-    assert (await _finished(app, strict))["output_data"]["result"] == {"invalid": 2}
-    assert (await _finished(app, lenient))["output_data"]["result"]["data"] == {"amount": "lots"}
+    assert (await finished(app, strict))["output_data"]["result"] == {"invalid": 2}
+    assert (await finished(app, lenient))["output_data"]["result"]["data"] == {"amount": "lots"}
     again = await pay_waiter.start(strict=True)
     await send_event("payment.done", "bank", {"amount": 3, "currency": "EUR"})
-    assert (await _finished(app, again))["output_data"]["result"] == {"amount": 3.0}
+    assert (await finished(app, again))["output_data"]["result"] == {"amount": 3.0}
 
 
 async def test_suspension_cannot_be_swallowed(sqlite_url: str, make_app: MakeApp) -> None:
@@ -240,7 +230,7 @@ async def test_suspension_cannot_be_swallowed(sqlite_url: str, make_app: MakeApp
 
     await wait_until(waiting_for_event, "the workflow to reach wait_event")
     await send_event("go.on", "test", {})
-    assert (await _finished(app, iid))["output_data"] == {"result": "suspended properly"}
+    assert (await finished(app, iid))["output_data"] == {"result": "suspended properly"}
     assert app.waits.passivated >= 2
 
 
@@ -257,7 +247,7 @@ async def test_passivated_instance_holds_no_owner_and_wakes_on_event(
 
     await wait_until(passivated, "the waiting instance to be passivated")
     await send_event("payment.done", "bank", {"late": True})
-    inst = await _finished(app, iid)
+    inst = await finished(app, iid)
     assert inst["output_data"]["result"]["data"] == {"late": True}
     assert inst["locked_by"] == app.worker_id and inst["epoch"] == 2
 
@@ -276,7 +266,7 @@ async def test_timer_due_while_down_fires_on_start(sqlite_url: str, make_app: Ma
     app2 = make_app(sqlite_url)
     restarted = time.perf_counter()
     await app2.initialize()
-    inst = await _finished(app2, iid)
+    inst = await finished(app2, iid)
     assert inst["status"] == "completed"
     assert time.perf_counter() - restarted < 2.0
 
@@ -297,7 +287,7 @@ async def test_event_hooks_fire(sqlite_url: str, make_app: MakeApp) -> None:
     await app.initialize()
     iid = await pay_waiter.start()
     await send_event("payment.done", "bank", {"k": 1})
-    await _finished(app, iid)
+    await finished(app, iid)
     assert seen == [("sent", "payment.done"), ("received", {"k": 1})]
 
 
@@ -331,7 +321,7 @@ async def test_binary_event_data_round_trips(sqlite_url: str, make_app: MakeApp)
     await app.initialize()
     iid = await bytes_waiter.start()
     await app.handle_cloudevent({"type": "blob", "source": "s", "data": bytes(range(256))})
-    assert (await _finished(app, iid))["output_data"]["result"] == bytes(range(256)).hex()
+    assert (await finished(app, iid))["output_data"]["result"] == bytes(range(256)).hex()
 
 
 async def test_sweep_delivers_an_event_whose_wake_up_was_lost(
@@ -355,4 +345,4 @@ async def test_sweep_delivers_an_event_whose_wake_up_was_lost(
                                        None, None))
     assert await _status(app, iid) == "waiting_for_message"
     await app._recovery.sweep()
-    assert (await _finished(app, iid))["output_data"]["result"]["data"] == {"n": 1}
+    assert (await finished(app, iid))["output_data"]["result"]["data"] == {"n": 1}

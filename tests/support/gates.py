@@ -43,6 +43,18 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], what: str,
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+async def finished(app: Any, instance_id: str, timeout: float = 10.0,
+                   statuses: tuple[str, ...] = ("completed", "failed")) -> dict[str, Any]:
+    """The instance once its status is one of ``statuses``, failing clearly on timeout."""
+    async def done() -> bool:
+        inst = await app.get_instance(instance_id)
+        return inst is not None and inst["status"] in statuses
+
+    await wait_until(done, f"{instance_id} to finish", timeout)
+    inst: dict[str, Any] = await app.get_instance(instance_id)
+    return inst
+
+
 async def settle(task: Awaitable[object]) -> BaseException | object:
     """The result or the exception of an awaitable."""
     try:
