@@ -349,6 +349,12 @@ async def test_an_event_reaches_every_step_that_takes_it(db_url: str, make_app: 
         "FanOutWorkflow.audit:3", "FanOutWorkflow.work:3",
         "FanOutWorkflow.scribe:1",  # the targeted Note
         "FanOutWorkflow.gather:1", "FanOutWorkflow.gather:2", "FanOutWorkflow.gather:3"]
+    results = {r.position: r.result for r in await _journal(db_url, iid)
+               if isinstance(r, ActivityCompleted)}
+    added = results["FanOutWorkflow.gather:2"]["buffers"]
+    assert [(b["key"], b["event"]["fields"]["n"]) for b in added] == [("default", 2)], \
+        "a collected event is journaled once, not with the whole buffer"
+    assert results["FanOutWorkflow.gather:3"]["buffers"] == [{"key": "default"}]
 
 
 async def test_store_and_collected_events_survive_a_restart(
@@ -402,6 +408,54 @@ async def test_typed_state_persists_across_steps(sqlite_url: str, make_app: Make
     await app.initialize()
     iid = await li_typed_state.start()
     assert await _result(app, iid) == {"type": "Tally", "count": 11, "names": ["first"]}
+
+
+class ClearingWorkflow(Workflow):
+    @step
+    async def fill(self, ctx: Context, ev: StartEvent) -> Note:
+        await ctx.store.set("a", 1)
+        await ctx.store.set("b", {"nested": [1, 2]})
+        return Note(text="clear")
+
+    @step
+    async def clear(self, ctx: Context, ev: Note) -> DurableSleepEvent:
+        await ctx.store.clear()
+        await ctx.store.set("c", 3)
+        return DurableSleepEvent(seconds=0.2)
+
+    @step
+    async def read(self, ctx: Context, ev: ResumeEvent) -> StopEvent:
+        CALLS["read"] += 1
+        state = await ctx.store.get_state()
+        return StopEvent(result=dict(state.items()))
+
+
+clearing_runner = DurableWorkflowRunner(ClearingWorkflow)
+
+
+@workflow
+async def li_clearing(ctx: WorkflowContext) -> Any:
+    return await clearing_runner.run(ctx)
+
+
+async def test_store_changes_are_journaled_as_changes_and_replay_exactly(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    CALLS.clear()
+    app = make_app(sqlite_url)
+    await app.initialize()
+    iid = await li_clearing.start()
+    await app.shutdown()  # asleep; the next node replays fill and clear from the journal
+    app2 = make_app(sqlite_url)
+    await app2.initialize()
+    assert await _result(app2, iid) == {"c": 3}
+    assert CALLS["read"] == 1
+    results = {r.position: r.result for r in await _journal(sqlite_url, iid)
+               if isinstance(r, ActivityCompleted)}
+    assert results["ClearingWorkflow.fill:1"]["state"] == {
+        "set": {"a": 1, "b": {"nested": [1, 2]}}, "unset": []}
+    assert results["ClearingWorkflow.clear:1"]["state"] == {"set": {"c": 3}, "unset": ["a", "b"]}
+    assert "state" not in results["ClearingWorkflow.read:1"], "reading changes nothing"
 
 
 # -- sync steps, free functions, list returns, streaming --------------------------------------

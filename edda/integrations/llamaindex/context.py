@@ -55,9 +55,10 @@ class StepContext:
         self._on_stream_event = on_stream_event
         #: Events sent with send_event, with their target step (None: all).
         self.sent: list[tuple[Event, str | None]] = []
-        #: This step's collect_events buffers; ``buffers_changed`` says to journal them.
+        #: This step's collect_events buffers, and what it did to them, in order:
+        #: ``(buffer_id, event)`` added an event, ``(buffer_id, None)`` emptied one.
         self.buffers = buffers
-        self.buffers_changed = False
+        self.buffer_changes: list[tuple[str, Event | None]] = []
 
     @property
     def store(self) -> InMemoryStateStore[Any]:
@@ -110,13 +111,13 @@ class StepContext:
         if missing != Counter([type(ev)]):
             if type(ev) in missing:
                 self.buffers[key] = [*held, ev]
-                self.buffers_changed = True
+                self.buffer_changes.append((key, ev))
             return None
         by_type: dict[type[Event], list[Event]] = {}
         for event in [*held, ev]:
             by_type.setdefault(type(event), []).append(event)
         self.buffers.pop(key, None)
-        self.buffers_changed = True
+        self.buffer_changes.append((key, None))
         return [by_type[kind].pop(0) for kind in expected]
 
     def write_event_to_stream(self, ev: Event | None) -> None:

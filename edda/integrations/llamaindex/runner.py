@@ -4,8 +4,8 @@ The runner dispatches the workflow's events itself, one step at a time, from a
 queue the journal can rebuild:
 
 - every step call is an Edda activity named ``"{WorkflowClass}.{step}"``; its
-  journaled result holds the events the step sent and returned, the store state
-  if the step changed it, and its ``collect_events`` buffers if it changed them;
+  journaled result holds the events the step sent and returned, the store keys
+  it changed, and what it added to or emptied from its ``collect_events`` buffers;
 - the workflow body only decodes those results, so a replay rebuilds the queue,
   the store and the buffers exactly and re-runs no finished step;
 - `DurableSleepEvent` and `DurableWaitEvent` become `edda.sleep` and
@@ -193,9 +193,14 @@ class DurableWorkflowRunner:
         finally:
             _current.reset(token)
         if "state" in outcome:
-            run.state = outcome["state"]
+            run.state = _changed(run.state, outcome["state"])
         if "buffers" in outcome:
-            run.buffers[name] = outcome["buffers"]
+            buffers = run.buffers.setdefault(name, {})
+            for change in outcome["buffers"]:
+                if "event" in change:
+                    buffers.setdefault(change["key"], []).append(change["event"])
+                else:
+                    buffers.pop(change["key"], None)
         return [(self._codec.decode(sent["event"]), sent.get("step"))
                 for sent in outcome["events"]]
 
@@ -239,14 +244,29 @@ class DurableWorkflowRunner:
                 for e, target, how in emitted]}
             state = encode_state(await store.get_state(), spec.name)
             if state != run.state:
-                outcome["state"] = state
-            if step_ctx.buffers_changed:
-                outcome["buffers"] = {
-                    key: [codec.encode(e, f"event collected by step {spec.name!r}") for e in held]
-                    for key, held in step_ctx.buffers.items()}
+                outcome["state"] = {
+                    "set": {k: v for k, v in state.items() if run.state.get(k, _GONE) != v},
+                    "unset": [k for k in run.state if k not in state]}
+            if step_ctx.buffer_changes:
+                outcome["buffers"] = [
+                    {"key": key} if event is None else {
+                        "key": key,
+                        "event": codec.encode(event, f"event collected by step {spec.name!r}")}
+                    for key, event in step_ctx.buffer_changes]
         except NotSerializableError as exc:
             raise TerminalError(str(exc)) from exc  # the same output would fail again
         return outcome
+
+
+_GONE = object()
+
+
+def _changed(state: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with a step's store change applied (a new dict: states are shared)."""
+    updated = {**state, **change["set"]}
+    for key in change["unset"]:
+        updated.pop(key, None)
+    return updated
 
 
 def _sent(event: dict[str, Any], target: str | None) -> dict[str, Any]:
