@@ -22,6 +22,7 @@ from edda.journal.entries import (
     WorkflowCompleted,
 )
 from edda.journal.store import InstanceFilter, list_instance_rows, read_journal
+from tests.support.processes import kill_at_line
 
 CHILD = Path(__file__).parent / "support" / "crash_child.py"
 
@@ -99,16 +100,7 @@ WAIT_CHILD = Path(__file__).parent / "support" / "wait_child.py"
 
 def _run_until(mode: str, db_url: str, env: dict[str, str], marker: str) -> None:
     """Start a child, wait for its marker line, then SIGKILL it."""
-    with subprocess.Popen([sys.executable, str(WAIT_CHILD), mode, db_url], env=env,
-                          stdout=subprocess.PIPE, text=True) as child:
-        try:
-            assert child.stdout is not None
-            line = child.stdout.readline().strip()
-            assert line == marker, f"child printed {line!r}, expected {marker!r}"
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait(10)
-    assert child.returncode == -signal.SIGKILL
+    kill_at_line(WAIT_CHILD, [mode, db_url], env, marker)
 
 
 def test_sigkill_while_sleeping_and_while_waiting_for_an_event(

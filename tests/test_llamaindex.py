@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.store import InstanceFilter, list_instance_rows, read_journal
 from tests.support.gates import Gate, finished, interrupt_and_restart
+from tests.support.processes import kill_at_line
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
@@ -675,15 +675,7 @@ def test_sigkill_after_step_2_of_4_resumes_without_rerunning(db_url: str, tmp_pa
         side.execute("CREATE TABLE runs(step INTEGER, pid INTEGER)")
     env = {**os.environ, "EDDA_SIDE_DB": str(side_db), "EDDA_BLOCK_AT": "3"}
     child = SUPPORT / "llamaindex_child.py"
-    with subprocess.Popen([sys.executable, str(child), "start", db_url], env=env,
-                          stdout=subprocess.PIPE, text=True) as running:
-        try:
-            assert running.stdout is not None
-            assert running.stdout.readline().strip() == "blocking in step 3"
-        finally:
-            running.send_signal(signal.SIGKILL)
-            running.wait(10)
-    assert running.returncode == -signal.SIGKILL
+    kill_at_line(child, ["start", db_url], env, "blocking in step 3")
     del env["EDDA_BLOCK_AT"]
     recovered = subprocess.run([sys.executable, str(child), "recover", db_url], env=env,
                                capture_output=True, text=True, timeout=90, check=False)
