@@ -712,3 +712,42 @@ def test_the_integration_exports_what_all_says() -> None:
     assert public == set(integration.__all__)
     assert {"DurableWorkflowRunner", "DurableSleepEvent", "DurableWaitEvent", "ResumeEvent",
             "WorkflowExecutionError", "WorkflowReplayError"} <= public
+
+
+async def test_a_store_value_a_replay_cannot_rebuild_fails_without_retries(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    class LocalModel(BaseModel):  # cannot be imported by name
+        x: int
+
+    class LocalStoreWorkflow(Workflow):
+        @step
+        async def put(self, ctx: Context, ev: StartEvent) -> Note:
+            await ctx.store.set("model", LocalModel(x=1))
+            return Note(text="next")
+
+        @step
+        async def take(self, ctx: Context, ev: Note) -> StopEvent:
+            CALLS["take"] += 1
+            return StopEvent(result=await ctx.store.get("model"))
+
+    local_runner = DurableWorkflowRunner(LocalStoreWorkflow, retry_policy=FAST)
+
+    @workflow
+    async def li_local_store(ctx: WorkflowContext) -> Any:
+        try:
+            return await local_runner.run(ctx)
+        except WorkflowExecutionError as exc:
+            return {"step": exc.step_name, "message": str(exc),
+                    "cause": type(exc.__cause__).__name__}
+
+    CALLS.clear()
+    app = make_app(sqlite_url)
+    await app.initialize()
+    iid = await li_local_store.start()
+    result = await _result(app, iid)
+    assert result["step"] == "take" and result["cause"] == "WorkflowReplayError"
+    assert "store key 'model' cannot be restored" in result["message"], result["message"]
+    assert CALLS["take"] == 0, "the step never ran: its state could not be rebuilt"
+    (failed,) = [r for r in await _journal(sqlite_url, iid) if isinstance(r, ActivityFailed)]
+    assert failed.attempts == 1, "reading the same record again would fail again"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edda.runtime.errors import TerminalError
+
 
 class WorkflowExecutionError(Exception):
     """A LlamaIndex workflow could not go on: a step failed, or no step takes an event.
@@ -21,9 +23,11 @@ class WorkflowExecutionError(Exception):
         return self.message
 
 
-class WorkflowReplayError(Exception):
+class WorkflowReplayError(TerminalError):
     """The journal of a LlamaIndex run cannot be read back by the code now deployed.
 
     Raised when a recorded event or state names a class that can no longer be
     imported or validated; the instance fails instead of going on with other data.
+    A `TerminalError`: a step that meets it is not retried, since reading the
+    same record again would fail again.
     """
