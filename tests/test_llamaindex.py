@@ -51,6 +51,11 @@ async def _result(app: EddaApp, instance_id: str) -> Any:
     return inst["output_data"]["result"]
 
 
+def _failure(exc: WorkflowExecutionError) -> dict[str, Any]:
+    """What a test workflow returns when its LlamaIndex run fails."""
+    return {"step": exc.step_name, "message": str(exc), "cause": type(exc.__cause__).__name__}
+
+
 async def _steps(app: EddaApp, instance_id: str) -> list[str]:
     return [h["activity_id"] for h in await app.get_history(instance_id)
             if h["event_type"] in ("ActivityCompleted", "ActivityFailed", "WaitStarted")]
@@ -230,8 +235,7 @@ async def li_hopeless(ctx: WorkflowContext) -> Any:
     try:
         return await hopeless_runner.run(ctx)
     except WorkflowExecutionError as exc:
-        return {"step": exc.step_name, "message": str(exc),
-                "cause": type(exc.__cause__).__name__}
+        return _failure(exc)
 
 
 async def test_a_failing_step_is_retried_and_its_failed_attempts_leave_nothing(
@@ -592,7 +596,7 @@ async def li_bad_output(ctx: WorkflowContext, where: str) -> Any:
     try:
         return await bad_runner.run(ctx, where=where)
     except WorkflowExecutionError as exc:
-        return {"step": exc.step_name, "message": str(exc)}
+        return _failure(exc)
 
 
 @pytest.mark.parametrize(("where", "step_name", "says"), [
@@ -738,8 +742,7 @@ async def test_a_store_value_a_replay_cannot_rebuild_fails_without_retries(
         try:
             return await local_runner.run(ctx)
         except WorkflowExecutionError as exc:
-            return {"step": exc.step_name, "message": str(exc),
-                    "cause": type(exc.__cause__).__name__}
+            return _failure(exc)
 
     CALLS.clear()
     app = make_app(sqlite_url)
