@@ -161,13 +161,10 @@ async def approve_order_b() -> None:
         found = await app.find_instances(workflow_name="llamaindex_order",
                                          input_filters={"order_id": "B-2"})
         instance_id = found["instances"][0]["instance_id"]
-        for _ in range(3000):
-            inst = await app.get_instance(instance_id)
-            if inst is not None and inst["status"] in ("completed", "failed"):
-                break
-            await asyncio.sleep(0.01)
+        result = await app.wait_result(instance_id, timeout=30)
+        inst = await app.get_instance(instance_id)
         assert inst is not None
-        print(f"   -> {inst['status']}: {inst['output_data']['result']}")
+        print(f"   -> {inst['status']}: {result}")
         print("   journal of order B:")
         for entry in await app.get_history(instance_id):
             print(f"     {entry['id']:>2} {entry['event_type']:<18} {entry['activity_id']}")

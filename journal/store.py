@@ -39,6 +39,19 @@ def journal_records(conn: Connection, instance_id: str) -> list[Record]:
             for row in conn.execute(query)]
 
 
+def last_record(conn: Connection, instance_id: str) -> Record | None:
+    """The newest entry of an instance's journal (inside a query), or None."""
+    j = schema.journal
+    query = (
+        sa.select(j.c.seq, j.c.body, j.c.created_at)
+        .where(j.c.instance_id == instance_id)
+        .order_by(j.c.seq.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return None if row is None else Record(row.seq, decode_entry(row.body), row.created_at)
+
+
 async def read_journal(db: Database, instance_id: str) -> list[Record]:
     """Every entry of an instance's journal, in seq order."""
     return await db.query(lambda conn: journal_records(conn, instance_id))

@@ -38,14 +38,15 @@ from edda.runtime.events import check_event_type, normalize_cloudevent
 from edda.runtime.hooks import fire
 from edda.runtime.http import HttpEdge
 from edda.runtime.instances import InstanceRunner
-from edda.runtime.registry import current_app, get_all_workflows, get_workflow, set_current_app
+from edda.runtime.registry import DEFAULT, Registry, app_started, app_stopped
 from edda.runtime.relayer import OutboxRelayer
+from edda.runtime.results import wait_result
 from edda.runtime.retry import RetryPolicy
 from edda.runtime.saga import CancelResult
 from edda.transports.inproc import InProcTransport
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
     from types import TracebackType
 
     from sqlalchemy import Connection
@@ -88,6 +89,8 @@ class EddaApp:
         authorize_events: Also protect CloudEvent ingress with ``authorize``.
         outbox_options: Keyword arguments for the app's `OutboxRelayer`
             (``max_retries``, ``backoff_base``, ``request_timeout``, ...).
+        workflows: The workflows this node runs. By default every workflow
+            defined with ``@workflow`` in this process.
 
     The remaining parameters are Edda's, accepted so Edda code runs unchanged:
     the pool settings apply to PostgreSQL; the others are documented in
@@ -124,6 +127,7 @@ class EddaApp:
         authorize: Authorizer | None = None,
         authorize_events: bool = False,
         outbox_options: Mapping[str, Any] | None = None,
+        workflows: Iterable[Workflow[..., Any]] | None = None,
     ) -> None:
         if not isinstance(service_name, str) or not service_name:
             raise ValueError("service_name must be a non-empty string")
@@ -141,6 +145,8 @@ class EddaApp:
         if idle_seconds < 0:
             raise ValueError("idle_seconds must not be negative")
         self.idle_seconds = idle_seconds
+        #: The workflows and compensations this node knows.
+        self.registry = Registry(DEFAULT, workflows)
         self._max_batch = group_commit_max_batch
         self.event_handlers: dict[str, list[Callable[[Any], Awaitable[Any]]]] = {}
         self.outbox_relayer: OutboxRelayer | None = None
@@ -177,7 +183,7 @@ class EddaApp:
         self._recovery: Recovery | None = None
         self._timers: TimerService | None = None
         self._wake_task: asyncio.Task[None] | None = None
-        self._runner = InstanceRunner(self.worker_id, service_name=service_name, hooks=hooks,
+        self._runner = InstanceRunner(self, self.worker_id, service_name=service_name, hooks=hooks,
                                       default_retry_policy=default_retry_policy,
                                       idle_seconds=idle_seconds)
         self.supervisor = self._runner.supervisor
@@ -199,7 +205,7 @@ class EddaApp:
         self._lease = NodeLease(self._writer, self.worker_id, self.service_name,
                                 self.lease_seconds, self._lost_lease, self._regained_lease)
         await self._lease.acquire()
-        names = lambda: get_all_workflows().keys()  # noqa: E731
+        names = lambda: self.registry.workflows().keys()  # noqa: E731
         runner = self._runner
         self._timers = TimerService(self._db, self._writer, self.worker_id, names,
                                     runner.activate_claimed, max_sleep=self.recovery_interval)
@@ -214,7 +220,7 @@ class EddaApp:
             retention_seconds=self.message_retention_days * 86400.0,
         )
         self._initialized = True
-        set_current_app(self)
+        app_started(self)
         await self._recovery.sweep()
         self._recovery.start()
         self._timers.start()
@@ -229,8 +235,7 @@ class EddaApp:
         if not self._initialized:
             return
         self._initialized = False
-        if current_app() is self:
-            set_current_app(None)
+        app_stopped(self)
         if self.outbox_relayer is not None:
             self.waits.on_outbox = None
             await self.outbox_relayer.stop()
@@ -271,6 +276,7 @@ class EddaApp:
     async def start_workflow(self, wf: Workflow[..., Any], **kwargs: Any) -> str:
         """Start an instance of ``wf``; see `Workflow.start`."""
         self._require_initialized()
+        self._require_registered(wf)
         stored = wf.prepare_input(kwargs)
         instance_id = f"{wf.name}-{uuid.uuid4().hex}"
         waiter = self._runner.expect(instance_id)
@@ -292,6 +298,7 @@ class EddaApp:
             TypeError, ValueError: If ``kwargs`` do not fit the workflow.
         """
         self._require_initialized()
+        self._require_registered(wf)
         stored = wf.prepare_input(kwargs)
         instance_id = f"{wf.name}-{uuid.uuid4().hex}"
         await self._create(wf, instance_id, stored)
@@ -323,6 +330,12 @@ class EddaApp:
             self._runner.forget(instance_id)
             await self.supervisor.stop(instance_id)
             raise
+
+    def _require_registered(self, wf: Workflow[..., Any]) -> None:
+        if self.registry.workflow(wf.name) is not wf:
+            raise LookupError(f"workflow {wf.name!r} is not registered on this node; give it "
+                              "in EddaApp(..., workflows=[...]) or leave that out to run every "
+                              "@workflow of the process")
 
     def _require_initialized(self) -> None:
         if not self._initialized or self._writer is None:
@@ -380,7 +393,7 @@ class EddaApp:
         handlers = list(self.event_handlers.get(normalized.type, ()))
         store = insert_event(normalized.type, normalized.attributes, normalized.data_bytes,
                              normalized.target_instance_id)
-        starts = None if handlers else get_workflow(normalized.type)
+        starts = None if handlers else self.registry.workflow(normalized.type)
 
         def find_waiters(conn: Connection) -> list[str]:
             return event_waiters(conn, normalized.type, normalized.target_instance_id)
@@ -477,6 +490,32 @@ class EddaApp:
     async def wake(self, instance_id: str) -> None:
         """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""
         await self._runner.wake(instance_id)
+
+    async def wait_result(self, instance_id: str, timeout: float | None = None) -> Any:
+        """Wait until an instance ends; return its result or raise its failure.
+
+        Works for instances started anywhere on this database; the node is told
+        at once when one of its own instances ends (no polling). An instance
+        that continued as new (``ctx.recur``) is followed to its newest one.
+
+        Args:
+            instance_id: The instance, as ``start()`` returned it.
+            timeout: Give up after this many seconds (None: wait for ever).
+
+        Returns:
+            The workflow's return value (converted to its annotated type).
+
+        Raises:
+            TimeoutError: If it has not ended within ``timeout``.
+            LookupError: If there is no such instance.
+            WorkflowCancelledException: If it was cancelled.
+            Exception: The workflow's own failure, as its own type.
+            RuntimeError: If the app is not initialized, or shuts down meanwhile.
+        """
+        self._require_initialized()
+        async with asyncio.timeout(timeout):
+            return await wait_result(self._runner, self._db, self.registry, instance_id,
+                                     recheck=self.recovery_interval)
 
     # -- reading ---------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import anyio.to_thread
 
 from edda.journal.entries import CompensationCall, CompensationRegistered
 from edda.runtime.context import WorkflowContext, require_context
+from edda.runtime.registry import DEFAULT
 from edda.runtime.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from edda.runtime.serialization import restore, to_jsonable, type_hints
 
@@ -40,21 +41,17 @@ F = TypeVar("F", bound="Callable[..., Any]")
 
 __all__ = ["compensation", "on_failure", "register_compensation"]
 
-#: Compensation functions by name (Edda's ``_COMPENSATION_REGISTRY``).
-_REGISTRY: dict[str, Callable[..., Any]] = {}
-
-
 def _register(func: Callable[..., Any]) -> str:
     if not callable(func):
         raise TypeError(f"a compensation must be a function, got {func!r}")
     name = getattr(func, "__name__", None)
     if not isinstance(name, str):
         raise TypeError(f"a compensation needs a __name__ to be found again, got {func!r}")
-    known = _REGISTRY.get(name)
+    known = DEFAULT.compensation(name)
     if known is not None and known is not func and _target(known) is not _target(func):
         raise ValueError(f"another compensation is already registered as {name!r}; "
                          "compensations are found by name, so give each its own")
-    _REGISTRY[name] = func
+    DEFAULT.add_compensation(name, func)
     return name
 
 
@@ -192,7 +189,7 @@ async def run_one(ctx: WorkflowContext, call: CompensationCall,
     Raises:
         Exception: The last attempt's error once its retry policy gives up.
     """
-    func = _REGISTRY.get(call.name)
+    func = ctx._run.registry.compensation(call.name)
     if func is None:
         raise CompensationNotFoundError(
             f"compensation {call.name!r} is not registered in this process; import the "

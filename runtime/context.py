@@ -195,14 +195,10 @@ class WorkflowContext:
         Raises:
             TypeError: If ``kwargs`` do not fit the workflow's parameters.
         """
-        from edda.runtime.registry import get_workflow
-
         run = self._run
         if run.fatal is not None:
             raise run.fatal
-        wf = get_workflow(self.workflow_name)
-        if wf is None:
-            raise RuntimeError(f"workflow {self.workflow_name!r} is not registered")
+        wf = run.workflow
         stored = wf.prepare_input(kwargs)
         new_id = f"{self.workflow_name}-{uuid.uuid4().hex}"
         carried = [

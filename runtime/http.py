@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
 from edda.runtime.openapi import OPENAPI
-from edda.runtime.registry import get_all_workflows, get_workflow
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -207,9 +206,9 @@ class HttpEdge:
                 case ["workflows"], "GET":
                     return Response(200, {"workflows": [
                         {"name": wf.name, "event_handler": wf.event_handler}
-                        for wf in get_all_workflows().values()]})
+                        for wf in self._app.registry.workflows().values()]})
                 case ["workflows", name], "POST":
-                    wf = get_workflow(name)
+                    wf = self._app.registry.workflow(name)
                     if wf is None:
                         return _error(404, f"no workflow named {name!r} is registered",
                                       "NotFound", retryable=False)

@@ -32,7 +32,7 @@ from edda.journal.store import Record, get_instance_row, journal_records, next_s
 from edda.journal.waits import claim_instance, end_all_waits
 from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
-from edda.runtime.registry import get_all_workflows, get_workflow
+from edda.runtime.registry import enter_app
 from edda.runtime.replay import run_workflow
 from edda.runtime.saga import Outcome, failure_output
 from edda.runtime.serialization import error_info
@@ -45,7 +45,9 @@ if TYPE_CHECKING:
     from edda.journal.database import Database
     from edda.journal.group_commit import GroupCommitWriter
     from edda.journal.nodes import Claimed
+    from edda.runtime.app import EddaApp
     from edda.runtime.context import Recurred
+    from edda.runtime.registry import Registry
     from edda.runtime.retry import RetryPolicy
     from edda.transports.base import Transport
 
@@ -60,6 +62,7 @@ class InstanceRunner:
 
     def __init__(
         self,
+        app: EddaApp,
         node_id: str,
         *,
         service_name: str | None = None,
@@ -67,6 +70,8 @@ class InstanceRunner:
         default_retry_policy: RetryPolicy | None,
         idle_seconds: float,
     ) -> None:
+        self._app = app
+        self.registry: Registry = app.registry
         self.node_id = node_id
         self.service_name = service_name
         self.hooks = hooks
@@ -76,6 +81,8 @@ class InstanceRunner:
                            on_suspended=self.suspended, stop_actor=self.supervisor.stop,
                            after_passivation=self._after_passivation, notify=self.wake)
         self._waiters: dict[str, asyncio.Future[Outcome]] = {}
+        #: Callers of `EddaApp.wait_result`, told when the instance ends here.
+        self._watchers: dict[str, set[asyncio.Future[Outcome]]] = {}
         #: For start() callers: the instance a recurring one continued as.
         self.final_ids: dict[str, str] = {}
         self._db: Database | None = None
@@ -114,16 +121,38 @@ class InstanceRunner:
         if waiter is not None and not waiter.done():
             waiter.set_result(outcome)
 
+    def watch(self, instance_id: str) -> asyncio.Future[Outcome]:
+        """A future told how the instance ends, if it ends on this node."""
+        watcher: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(instance_id, set()).add(watcher)
+        return watcher
+
+    def unwatch(self, instance_id: str, watcher: asyncio.Future[Outcome]) -> None:
+        watchers = self._watchers.get(instance_id)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._watchers[instance_id]
+
+    def ended(self, instance_id: str, outcome: Outcome) -> None:
+        """The instance ended on this node: tell whoever waits for it."""
+        self.settle(instance_id, outcome)
+        for watcher in self._watchers.pop(instance_id, ()):
+            if not watcher.done():
+                watcher.set_result(outcome)
+
     def suspended(self, instance_id: str) -> None:
         """The instance started waiting: ``start()`` returns, as in Edda."""
         self.settle(instance_id, Outcome(suspended=True))
 
     def fail_waiters(self, message: str) -> None:
         """Tell every caller still waiting that their instance will not finish here."""
-        for waiter in self._waiters.values():
+        for waiter in [*self._waiters.values(),
+                       *(w for ws in self._watchers.values() for w in ws)]:
             if not waiter.done():
                 waiter.set_exception(RuntimeError(message))
         self._waiters.clear()
+        self._watchers.clear()
 
     # -- running ------------------------------------------------------------------
 
@@ -153,7 +182,8 @@ class InstanceRunner:
                    records: list[Record] | None,
                    created: asyncio.Future[Any] | None = None) -> None:
         writer, db = self._require_writer(), self._require_db()
-        wf = get_workflow(workflow_name)
+        enter_app(self._app)  # this actor's task (and its children) run on this node
+        wf = self.registry.workflow(workflow_name)
         if wf is None:
             raise LookupError(f"workflow {workflow_name!r} of instance {instance_id!r} is not "
                               "registered on this node")
@@ -169,7 +199,7 @@ class InstanceRunner:
         try:
             outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
                                          default_retry_policy=self.default_retry_policy,
-                                         host=self.waits, db=db,
+                                         host=self.waits, db=db, registry=self.registry,
                                          service_name=self.service_name, cancel=cancel)
         except ActorStopped as exc:
             self.settle(instance_id, Outcome(error=InstanceTakenOverError(
@@ -178,7 +208,7 @@ class InstanceRunner:
         if outcome.recurred is not None:
             self._continue(instance_id, workflow_name, outcome.recurred)
             return
-        self.settle(instance_id, outcome)
+        self.ended(instance_id, outcome)
 
     def _continue(self, instance_id: str, workflow_name: str, recurred: Recurred) -> None:
         """Run the instance a recur created; whoever waited on the old one now waits on it."""
@@ -187,6 +217,9 @@ class InstanceRunner:
         if waiter is not None:
             self._waiters[new_id] = waiter
             self.final_ids[instance_id] = new_id
+        for watcher in self._watchers.pop(instance_id, ()):
+            if not watcher.done():
+                watcher.set_result(Outcome(recurred=recurred))
         self.activate(new_id, workflow_name, 1,
                       [Record(0, recurred.started, recurred.created_at)])
         self.waits.spawn(fire(
@@ -214,7 +247,7 @@ class InstanceRunner:
                 await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"],
                            error)
         finally:
-            self.settle(instance_id, Outcome(error=error))
+            self.ended(instance_id, Outcome(error=error))
 
     # -- cancellation -------------------------------------------------------------
 
@@ -294,7 +327,7 @@ class InstanceRunner:
         """Run an instance no actor runs: free (passivated) to claim, or ours already."""
         try:
             claimed = await self._require_writer().run(
-                claim_instance(instance_id, self.node_id, list(get_all_workflows())))
+                claim_instance(instance_id, self.node_id, list(self.registry.workflows())))
             if claimed is not None:
                 self.activate_claimed(claimed)
                 return

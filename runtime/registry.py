@@ -1,38 +1,120 @@
-"""Process-wide registries: workflows by name, and the app that `Workflow.start` uses."""
+"""Registries: which workflows and compensations a node knows, and which node is current.
+
+The decorators register into the process's default registry, as Edda does, so
+the usual one-app program needs nothing more. Each `EddaApp` has a registry of
+its own that looks through to the default one (or, given ``workflows=``, knows
+only those), so several nodes in one process never share runtime state.
+
+The *current app* is the node that ``Workflow.start`` and ``send_event`` use:
+inside a node's own tasks (its workflows, activities, handlers) that node;
+elsewhere the most recently initialized node that is still running.
+"""
 
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from edda.runtime.app import EddaApp
     from edda.runtime.workflow import Workflow
 
-_workflows: dict[str, Workflow[..., Any]] = {}
-_current_app: EddaApp | None = None
+
+class Registry:
+    """Workflows and compensations by name; lookups fall back to ``parent``."""
+
+    def __init__(self, parent: Registry | None = None,
+                 workflows: Iterable[Workflow[..., Any]] | None = None) -> None:
+        self._parent = parent
+        #: With an explicit list of workflows, the parent's are not seen.
+        self._own_workflows_only = workflows is not None
+        self._workflows: dict[str, Workflow[..., Any]] = {}
+        self._compensations: dict[str, Callable[..., Any]] = {}
+        for wf in workflows or ():
+            self.add_workflow(wf)
+
+    def add_workflow(self, wf: Workflow[..., Any]) -> None:
+        """Register a workflow under its name; a later definition replaces an earlier one."""
+        self._workflows[wf.name] = wf
+
+    def remove_workflow(self, name: str) -> None:
+        """Forget a workflow (only this registry's own)."""
+        self._workflows.pop(name, None)
+
+    def workflow(self, name: str) -> Workflow[..., Any] | None:
+        """The workflow registered under ``name``, if any."""
+        found = self._workflows.get(name)
+        if found is None and self._parent is not None and not self._own_workflows_only:
+            return self._parent.workflow(name)
+        return found
+
+    def workflows(self) -> dict[str, Workflow[..., Any]]:
+        """Every workflow this registry knows, by name."""
+        if self._parent is None or self._own_workflows_only:
+            return dict(self._workflows)
+        return {**self._parent.workflows(), **self._workflows}
+
+    def add_compensation(self, name: str, func: Callable[..., Any]) -> None:
+        self._compensations[name] = func
+
+    def compensation(self, name: str) -> Callable[..., Any] | None:
+        """The compensation registered under ``name``, if any."""
+        found = self._compensations.get(name)
+        if found is None and self._parent is not None:
+            return self._parent.compensation(name)
+        return found
+
+
+#: What the decorators register into.
+DEFAULT = Registry()
+
+_running: list[EddaApp] = []
+_current: contextvars.ContextVar[EddaApp | None] = contextvars.ContextVar(
+    "edda_current_app", default=None)
 
 
 def register_workflow(wf: Workflow[..., Any]) -> None:
-    """Register a workflow under its name; a later definition replaces an earlier one."""
-    _workflows[wf.name] = wf
+    """Register a workflow in the default registry."""
+    DEFAULT.add_workflow(wf)
 
 
 def get_workflow(name: str) -> Workflow[..., Any] | None:
-    """The workflow registered under ``name``, if any."""
-    return _workflows.get(name)
+    """The workflow of the current app (else of the default registry) named ``name``."""
+    app = current_app()
+    return (DEFAULT if app is None else app.registry).workflow(name)
 
 
 def get_all_workflows() -> dict[str, Workflow[..., Any]]:
-    """A copy of every registered workflow, by name."""
-    return dict(_workflows)
+    """Every workflow the current app (else the default registry) knows, by name."""
+    app = current_app()
+    return (DEFAULT if app is None else app.registry).workflows()
 
 
-def set_current_app(app: EddaApp | None) -> None:
-    """Make ``app`` the one that `Workflow.start` runs on."""
-    global _current_app
-    _current_app = app
+def app_started(app: EddaApp) -> None:
+    """``app`` is running: it becomes the current app outside any node's tasks."""
+    if app not in _running:
+        _running.append(app)
+
+
+def app_stopped(app: EddaApp) -> None:
+    if app in _running:
+        _running.remove(app)
+
+
+def enter_app(app: EddaApp) -> contextvars.Token[EddaApp | None]:
+    """Make ``app`` current in this task and the tasks it starts."""
+    return _current.set(app)
+
+
+def leave_app(token: contextvars.Token[EddaApp | None]) -> None:
+    _current.reset(token)
 
 
 def current_app() -> EddaApp | None:
-    """The most recently initialised app that has not shut down."""
-    return _current_app
+    """The app of the node whose task this is, else the newest running app."""
+    app = _current.get()
+    if app is not None and app in _running:
+        return app
+    return _running[-1] if _running else None

@@ -58,6 +58,7 @@ from edda.runtime.serialization import (
 if TYPE_CHECKING:
     from edda.journal.database import Database
     from edda.journal.store import Record
+    from edda.runtime.registry import Registry
     from edda.runtime.retry import RetryPolicy
     from edda.runtime.workflow import Workflow
 
@@ -159,6 +160,9 @@ class InstanceRun:
     host: RunHost
     db: Database
     started_at: float
+    #: The workflow being run and the node's registry (compensations, recur).
+    workflow: Workflow[..., Any]
+    registry: Registry
     service_name: str | None = None
     fatal: BaseException | None = field(default=None)
     waiting: int = 0
@@ -184,6 +188,7 @@ async def run_workflow(
     default_retry_policy: RetryPolicy | None,
     host: RunHost,
     db: Database,
+    registry: Registry,
     service_name: str | None = None,
     cancel: CancelRequest | None = None,
 ) -> Outcome:
@@ -202,7 +207,7 @@ async def run_workflow(
     if finished is not None:
         return finished
     run = InstanceRun(actor, ReplayIndex(actor.instance_id, actor.records), default_retry_policy,
-                      host, db, actor.records[0].created_at, service_name)
+                      host, db, actor.records[0].created_at, wf, registry, service_name)
     run.compensations = registered_compensations(actor.records)
     run.cancel = cancel
     ctx = WorkflowContext(run, worker_id=worker_id, hooks=hooks)

@@ -26,7 +26,7 @@ from edda.journal.entries import (
     WorkflowFailed,
 )
 from edda.journal.store import read_journal
-from tests.support.gates import Gate, settle, wait_for
+from tests.support.gates import Gate, finished, settle, wait_for
 
 LIVE: Counter[str] = Counter()
 ATTEMPTS: Counter[str] = Counter()
@@ -96,12 +96,8 @@ async def _journal(app: EddaApp, run: str) -> tuple[str, list[tuple[Any, ...]]]:
 
 
 async def _await_end(app: EddaApp, run: str) -> None:
-    for _ in range(1000):
-        found = (await app.find_instances(input_filters={"run": run}))["instances"]
-        if found and found[0]["status"] in ("completed", "failed"):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"run {run} did not finish")
+    (inst,) = (await app.find_instances(input_filters={"run": run}))["instances"]
+    await finished(app, inst["instance_id"])
 
 
 async def _scenario(db: Path, plan: list[Any], fail_at_end: bool, fraction: float) -> None:

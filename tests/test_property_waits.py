@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -57,16 +56,7 @@ async def _scenario(db: Path, ops: list[tuple[str, float]]) -> None:
         while sent < total:
             await send_event("tick", "prop", {"n": sent})
             sent += 1
-        results: dict[str, Any] = {}
-        for _ in range(1000):
-            for iid in ids:
-                inst = await app.get_instance(iid)
-                assert inst is not None and inst["status"] != "failed", inst
-                if inst["status"] == "completed":
-                    results[iid] = inst["output_data"]["result"]
-            if len(results) == len(ids):
-                break
-            await asyncio.sleep(0.01)
+        results = {iid: await app.wait_result(iid, timeout=10) for iid in ids}
         assert results == {iid: list(range(total)) for iid in ids}
     finally:
         await app.shutdown()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 import edda.runtime.instances as instances_module
 from edda import EddaApp, NonDeterminismError, TerminalError, WorkflowContext, activity, workflow
 from edda.runtime import registry
-from tests.support.gates import interrupt_and_restart
+from tests.support.gates import finished, interrupt_and_restart
 from tests.test_workflows import GATES, _wait_completed, add, gate
 
 pytestmark = pytest.mark.anyio
@@ -80,7 +79,7 @@ async def test_unknown_workflow_at_recovery_is_logged_once(
         await gate(ctx, "ghost")
 
     def forget_ghost() -> None:
-        del registry._workflows["ghost_wf"]
+        registry.DEFAULT.remove_workflow("ghost_wf")
 
     try:
         with caplog.at_level(logging.ERROR, logger="edda.recovery"):
@@ -117,13 +116,8 @@ async def test_changed_code_raises_non_determinism_and_parks(
 
     app2, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "evolving",
                                           evolving_wf.start, between=deploy_changed_code)
-    for _ in range(500):
-        found = (await app2.find_instances(workflow_name="evolving_wf"))["instances"]
-        if found and found[0]["status"] != "running":
-            break
-        await asyncio.sleep(0.01)
-    inst = found[0]
-    assert inst["status"] == "failed"
+    (found,) = (await app2.find_instances(workflow_name="evolving_wf"))["instances"]
+    inst = await finished(app2, found["instance_id"], statuses=("failed",))
     assert inst["output_data"]["error_type"] == "NonDeterminismError"
     message = inst["output_data"]["error_message"]
     assert "at gate:1" in message and "'add' at add:1" in message and "'gate'" in message

@@ -22,7 +22,7 @@ from edda import (
 )
 from edda.runtime.errors import WorkflowNotInitializedError
 from tests import future_models
-from tests.support.gates import Gate, interrupt_and_restart, settle, wait_for
+from tests.support.gates import Gate, finished, interrupt_and_restart, settle, wait_for
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
@@ -202,16 +202,10 @@ async def test_future_annotations_module_types_survive_replay(
 
 
 async def _wait_completed(app: EddaApp, name: str, timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        found = await app.find_instances(workflow_name=name)
-        for inst in found["instances"]:
-            if inst["status"] == "completed":
-                return inst["output_data"]["result"]
-            if inst["status"] == "failed":
-                raise AssertionError(f"{name} failed: {inst['output_data']}")
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{name} did not complete within {timeout}s")
+    """The result of the (one, already stored) instance of workflow ``name``."""
+    (inst,) = (await app.find_instances(workflow_name=name))["instances"]
+    inst = await finished(app, inst["instance_id"], timeout, statuses=("completed",))
+    return inst["output_data"]["result"]
 
 
 class Flaky(Exception):

@@ -45,13 +45,16 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], what: str,
 
 async def finished(app: Any, instance_id: str, timeout: float = 10.0,
                    statuses: tuple[str, ...] = ("completed", "failed")) -> dict[str, Any]:
-    """The instance once its status is one of ``statuses``, failing clearly on timeout."""
-    async def done() -> bool:
-        inst = await app.get_instance(instance_id)
-        return inst is not None and inst["status"] in statuses
-
-    await wait_until(done, f"{instance_id} to finish", timeout)
+    """The instance once it has ended (`EddaApp.wait_result`), failing clearly on
+    timeout or when it ended otherwise than with one of ``statuses``."""
+    try:
+        await app.wait_result(instance_id, timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"{instance_id} did not end within {timeout}s") from None
+    except Exception:  # it failed or was cancelled: its row says how
+        pass
     inst: dict[str, Any] = await app.get_instance(instance_id)
+    assert inst["status"] in statuses, f"{instance_id} ended {inst['status']}: {inst}"
     return inst
 
 
