@@ -15,6 +15,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -72,6 +73,18 @@ class LocalPostgres:
         if result.returncode != 0:
             raise PostgresStartError(f"{args[0]} failed: {result.stdout}\n{result.stderr}")
 
+    def _psql(self, sql: str, **variables: str) -> str:
+        """Run ``sql`` as ``postgres`` in the ``postgres`` database; ``:'name'`` reads a variable."""
+        args = [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                "-d", "postgres", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+        for name, value in variables.items():
+            args += ["-v", f"{name}={value}"]
+        result = subprocess.run(args, input=sql, user=self._user, capture_output=True, text=True,
+                                timeout=60, check=False)
+        if result.returncode != 0:
+            raise PostgresStartError(f"psql failed: {result.stdout}\n{result.stderr}")
+        return result.stdout
+
     def start(self) -> LocalPostgres:
         """Initialise the data directory and start the server; wait until it answers."""
         self.data.mkdir()
@@ -81,12 +94,27 @@ class LocalPostgres:
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
                   "--auth=trust", "--encoding=UTF8", "--no-instructions")
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        """Start the postmaster on the existing data directory and port; wait until it answers.
+
+        Used by `start` and, after `stop_server`, to end a simulated outage: clients
+        reconnect to the same `url`. The port is not held while the server is down, so
+        another process could in principle take it; a clash fails here, loudly.
+
+        Raises:
+            PostgresStartError: it is already running, exited, or did not answer in 60 s.
+        """
+        if self.process is not None and self.process.poll() is None:
+            raise PostgresStartError("postgres is already running")
         settings = ["-c", "max_connections=200", "-c", "shared_buffers=128MB"]
         if not self.durable:
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off",
                          "-c", "full_page_writes=off"]
         log = self.root / "server.log"
-        with open(log, "wb") as log_file:
+        with open(log, "ab") as log_file:
             self.process = subprocess.Popen(
                 [str(self.bin / "postgres"), "-D", str(self.data), "-h", "127.0.0.1",
                  "-p", str(self.port), "-k", str(self.root), *settings],
@@ -101,10 +129,44 @@ class LocalPostgres:
                 capture_output=True, check=False,
             )
             if result.returncode == 0:
-                return self
-            time.sleep(0.1)
+                return
+            time.sleep(0.05)
         self.stop()
         raise PostgresStartError(f"postgres did not accept connections in 60 s:\n{log.read_text()}")
+
+    def stop_server(self, timeout: float = 30.0) -> None:
+        """Fast shutdown (as ``pg_ctl stop -m fast``): cut live connections, keep the data.
+
+        Open transactions roll back and clients see their connection drop; what was
+        committed survives. `start_server` brings the same server back on the same URL.
+        """
+        if self.process is None or self.process.poll() is not None:
+            return
+        # SIGINT is fast shutdown; SIGTERM (smart) would wait for every client to leave.
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def terminate_connections(self, database: str) -> int:
+        """Drop every client connection to ``database``; return how many were dropped.
+
+        Waits (up to 5 s each) until the backends have exited, so a client's next
+        query fails instead of racing the termination.
+
+        Raises:
+            PostgresStartError: ``psql`` failed (the server is down, say).
+        """
+        # MATERIALIZED: the planner must not evaluate the kill before the filter.
+        out = self._psql(
+            "WITH victims AS MATERIALIZED (SELECT pid FROM pg_stat_activity"
+            " WHERE datname = :'db' AND pid <> pg_backend_pid())"
+            " SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM victims;\n",
+            db=database,
+        )
+        return int(out.strip())
 
     def url(self, database: str = "postgres") -> str:
         """A plain ``postgresql://`` URL (no driver suffix, as users write it)."""
@@ -117,14 +179,8 @@ class LocalPostgres:
         return self.url(name)
 
     def stop(self) -> None:
-        """Stop the server and delete its directory."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        """Stop the server (fast shutdown) and delete its directory."""
+        self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
