@@ -5,6 +5,7 @@ result is journaled, so after a crash a workflow replays its journal and goes on
 without redoing finished work.
 """
 
+from dataclasses import is_dataclass as _is_dataclass
 from pathlib import Path as _Path
 
 # Installed, the engine folders (runtime/, actors/, journal/, transports/) live
@@ -25,14 +26,17 @@ from edda.runtime.channels import receive as receive
 from edda.runtime.channels import send_to as send_to
 from edda.runtime.channels import subscribe as subscribe
 from edda.runtime.channels import unsubscribe as unsubscribe
+from edda.runtime.compensation import CompensationNotFoundError as CompensationNotFoundError
 from edda.runtime.compensation import compensation as compensation
 from edda.runtime.compensation import on_failure as on_failure
 from edda.runtime.compensation import register_compensation as register_compensation
 from edda.runtime.context import WorkflowContext as WorkflowContext
+from edda.runtime.errors import InstanceTakenOverError as InstanceTakenOverError
 from edda.runtime.errors import NonDeterminismError as NonDeterminismError
 from edda.runtime.errors import RetryExhaustedError as RetryExhaustedError
 from edda.runtime.errors import TerminalError as TerminalError
 from edda.runtime.errors import WorkflowCancelledException as WorkflowCancelledException
+from edda.runtime.errors import WorkflowNotInitializedError as WorkflowNotInitializedError
 from edda.runtime.events import EventTimeoutError as EventTimeoutError
 from edda.runtime.events import ReceivedEvent as ReceivedEvent
 from edda.runtime.events import send_event as send_event
@@ -42,6 +46,7 @@ from edda.runtime.hooks import WorkflowHooks as WorkflowHooks
 from edda.runtime.outbox import send_event_transactional as send_event_transactional
 from edda.runtime.relayer import OutboxRelayer as OutboxRelayer
 from edda.runtime.retry import RetryPolicy as RetryPolicy
+from edda.runtime.serialization import NotSerializableError as NotSerializableError
 from edda.runtime.timers import sleep as sleep
 from edda.runtime.timers import sleep_until as sleep_until
 from edda.runtime.timers import wait_timer as wait_timer
@@ -57,10 +62,13 @@ __all__ = (
     "ChannelMessage",
     "ChannelModeConflictError",
     "ChannelNotSubscribedError",
+    "CompensationNotFoundError",
     "EddaApp",
     "EventTimeoutError",
     "HooksBase",
+    "InstanceTakenOverError",
     "NonDeterminismError",
+    "NotSerializableError",
     "OutboxRelayer",
     "ReceivedEvent",
     "RetryExhaustedError",
@@ -70,6 +78,7 @@ __all__ = (
     "WorkflowCancelledException",
     "WorkflowContext",
     "WorkflowHooks",
+    "WorkflowNotInitializedError",
     "activity",
     "compensation",
     "create_wsgi_app",
@@ -89,3 +98,13 @@ __all__ = (
     "wait_until",
     "workflow",
 )
+
+# The journal stores classes by module: public ones answer to `edda`, not to the module
+# they live in today (httpx does the same), so moving one never changes what is stored.
+# Dataclasses keep theirs, where pydantic resolves their string annotations;
+# edda.runtime.names stores them as `edda:Name` all the same.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and not _is_dataclass(_obj):
+        _obj.__module__ = __name__
+del _name, _obj

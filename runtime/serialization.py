@@ -9,8 +9,8 @@ with ``from __future__ import annotations``) are resolved against the module.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import importlib
 import inspect
 import logging
 import traceback
@@ -22,6 +22,7 @@ import pydantic
 import pydantic_core
 
 from edda.journal.entries import ErrorInfo
+from edda.runtime.names import resolve, stable_name
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,23 +65,22 @@ def _describe(value: Any) -> str:
 
 
 def type_path(value: Any) -> str | None:
-    """``"module:qualname"`` of a value that plain JSON would not bring back, else None."""
+    """The stored name of a value's type that plain JSON would not bring back, else None.
+
+    ``"module:qualname"``; the library's own types under their public path (`names`).
+    """
     cls = type(value)
     if cls in _PLAIN or "<locals>" in cls.__qualname__:
         return None
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return stable_name(cls)
 
 
 def import_path(path: str) -> Any:
-    """The object at ``"module:qualname"``, or None if it cannot be imported."""
-    module_name, _, qualname = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    return obj
+    """The object stored as ``"module:qualname"``, or None if it cannot be found.
+
+    Names older journals hold for library types resolve through `names.ALIASES`.
+    """
+    return resolve(path)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -103,6 +103,10 @@ def restore(data: Any, tp: Any) -> Any:
     """
     if not needs_restore(tp):
         return data
+    if dataclasses.is_dataclass(tp):
+        # A dataclass refuses a config of its own but follows the one of a tuple
+        # around it, so its bytes fields come back from base64 as everywhere else.
+        return restore([data], tuple[tp])[0]
     try:
         adapter = _adapter(tp)
     except TypeError:  # unhashable annotation
@@ -141,9 +145,10 @@ def error_info(exc: BaseException) -> ErrorInfo:
     except NotSerializableError:
         args = []
     cause = exc.__cause__
+    module, _, qualname = stable_name(type(exc)).partition(":")
     return ErrorInfo(
-        module=type(exc).__module__,
-        qualname=type(exc).__qualname__,
+        module=module,
+        qualname=qualname,
         message=str(exc),
         args=args,
         traceback="".join(traceback.format_exception(exc)),

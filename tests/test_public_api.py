@@ -16,6 +16,12 @@ EDDA_ALL = {
     "compensation", "register_compensation", "on_failure", "OutboxRelayer",
     "send_event_transactional", "create_wsgi_app",
 } | NOT_YET
+# Errors Edda does not export: exported here so that the journal stores them by a public
+# name (edda:NotSerializableError) and users can catch them.
+EXTRA = {
+    "CompensationNotFoundError", "InstanceTakenOverError", "NotSerializableError",
+    "WorkflowNotInitializedError",
+}
 
 
 def test_all_names_are_exported() -> None:
@@ -37,6 +43,10 @@ def test_all_has_no_duplicates() -> None:
 
 def test_edda_names_present_except_later_issues() -> None:
     assert (EDDA_ALL - NOT_YET) <= set(edda.__all__)
+
+
+def test_extra_names_are_exported() -> None:
+    assert EXTRA <= set(edda.__all__)
 
 
 def test_engine_packages_live_under_edda() -> None:

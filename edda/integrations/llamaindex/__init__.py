@@ -33,3 +33,11 @@ __all__ = [
     "WorkflowExecutionError",
     "WorkflowReplayError",
 ]
+
+# Journals store these classes by module: they answer to this package, not to the
+# module they live in today (see edda/__init__.py).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj
