@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edda.actors.tasks import cancel_and_wait
-from edda.journal.nodes import register_node, remove_nodes, renew_node
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from edda.journal.group_commit import GroupCommitWriter
+    from edda.journal.stores import LeaseStore
 
 log = logging.getLogger("edda.leases")
 
@@ -57,14 +56,14 @@ class NodeLease:
 
     def __init__(
         self,
-        writer: GroupCommitWriter,
+        store: LeaseStore,
         node_id: str,
         service_name: str,
         lease_seconds: float,
         on_lost: Callable[[], Awaitable[None]],
         on_regained: Callable[[], Awaitable[None]],
     ) -> None:
-        self.writer = writer
+        self.store = store
         self.node_id = node_id
         self.service_name = service_name
         self.lease_seconds = lease_seconds
@@ -75,10 +74,8 @@ class NodeLease:
         self._task: asyncio.Task[None] | None = None
 
     async def _register(self) -> None:
-        await self.writer.run(
-            register_node(self.node_id, self.service_name, self.hostname, self.pid,
-                          process_start_token(self.pid), self.lease_seconds)
-        )
+        await self.store.register(self.node_id, self.service_name, self.hostname, self.pid,
+                                  process_start_token(self.pid), self.lease_seconds)
 
     async def acquire(self) -> None:
         """Register the lease and start the heartbeat."""
@@ -90,7 +87,7 @@ class NodeLease:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                renewed = await self.writer.run(renew_node(self.node_id, self.lease_seconds))
+                renewed = await self.store.renew(self.node_id, self.lease_seconds)
             except Exception:
                 log.warning("could not renew the lease of node %s", self.node_id, exc_info=True)
                 if time.monotonic() < valid_until:
@@ -120,4 +117,4 @@ class NodeLease:
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None
-        await self.writer.run(remove_nodes([self.node_id]))
+        await self.store.remove([self.node_id])

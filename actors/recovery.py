@@ -17,21 +17,12 @@ from typing import TYPE_CHECKING
 
 from edda.actors.leases import NodeLease, process_alive
 from edda.actors.tasks import cancel_and_wait
-from edda.journal.channels import purge_messages, receivers_with_pending_messages
-from edda.journal.nodes import (
-    Claimed,
-    claim_orphans,
-    list_nodes,
-    orphans_of_unknown_workflows,
-    owned_unfinished,
-    remove_nodes,
-)
-from edda.journal.waits import purge_events, waiters_with_pending_events
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection
 
-    from edda.journal.database import Database
+    from edda.journal.leases import Claimed
+    from edda.journal.stores import Stores
 
 log = logging.getLogger("edda.recovery")
 
@@ -41,7 +32,7 @@ class Recovery:
 
     def __init__(
         self,
-        db: Database,
+        stores: Stores,
         lease: NodeLease,
         workflow_names: Callable[[], Collection[str]],
         activate: Callable[[Claimed], None],
@@ -54,7 +45,7 @@ class Recovery:
         retention_seconds: float | None = None,
         batch: int = 500,
     ) -> None:
-        self._db = db
+        self._stores = stores
         self._lease = lease
         self._names = workflow_names
         self._activate = activate
@@ -70,14 +61,13 @@ class Recovery:
 
     async def dead_nodes(self) -> list[str]:
         """Ids of other nodes whose lease expired or whose local process is gone."""
-        rows = await self._db.query(list_nodes)
-        now = time.time()
+        rows = await self._stores.leases.nodes()
         return [
             row.node_id
             for row in rows
             if row.node_id != self._lease.node_id
             and (
-                row.expires_at < now
+                row.expired
                 or (row.hostname == self._lease.hostname
                     and not process_alive(row.pid, row.proc_start))
             )
@@ -89,24 +79,24 @@ class Recovery:
         Returns:
             The instances this sweep activated (claimed, or owned but idle).
         """
-        writer = self._lease.writer
+        leases = self._stores.leases
         dead = await self.dead_nodes()
         if dead:
             log.info("nodes %s are dead; their instances are free to claim", dead)
-            await writer.run(remove_nodes(dead))
+            await leases.remove(dead)
             if self._on_freed is not None:
                 self._on_freed()  # their waiting instances are free for the timer service
         names = list(self._names())
         claimed: list[Claimed] = []
         while True:
-            more = await writer.run(claim_orphans(self._lease.node_id, names, self.batch))
+            more = await leases.claim_orphans(self._lease.node_id, names, self.batch)
             for item in more:
                 self._activate(item)
             claimed.extend(more)
             if len(more) < self.batch:
                 break
         node_id = self._lease.node_id
-        owned = await self._db.query(lambda conn: owned_unfinished(conn, node_id, names))
+        owned = await leases.owned_unfinished(node_id, names)
         for item in owned:
             if not self._is_running(item.instance_id):
                 self._activate(item)
@@ -117,8 +107,8 @@ class Recovery:
             await self._cancels()  # cancels committed but not yet handed to a run
         if self.retention_seconds is not None:
             cutoff = time.time() - self.retention_seconds
-            await writer.run(purge_events(cutoff))
-            await writer.run(purge_messages(cutoff))
+            await self._stores.waits.purge_events(cutoff)
+            await self._stores.channels.purge_messages(cutoff)
         return claimed
 
     async def _redeliver(self) -> None:
@@ -126,14 +116,13 @@ class Recovery:
         never delivered."""
         if self._wake is None:
             return
-        missed = await self._db.query(
-            lambda conn: {*waiters_with_pending_events(conn),
-                          *receivers_with_pending_messages(conn)})
+        missed = {*await self._stores.waits.waiters_with_pending_events(),
+                  *await self._stores.channels.receivers_with_pending_messages()}
         for instance_id in missed:
             await self._wake(instance_id)
 
     async def _report_unknown(self, names: list[str]) -> None:
-        unknown = await self._db.query(lambda conn: orphans_of_unknown_workflows(conn, names))
+        unknown = await self._stores.leases.orphans_of_unknown_workflows(names)
         for instance_id, name in unknown:
             if instance_id in self._reported:
                 continue

@@ -16,14 +16,12 @@ import time
 from typing import TYPE_CHECKING
 
 from edda.actors.tasks import cancel_and_wait
-from edda.journal.waits import claim_due, next_free_deadline
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-    from edda.journal.database import Database
-    from edda.journal.group_commit import GroupCommitWriter
-    from edda.journal.nodes import Claimed
+    from edda.journal.leases import Claimed
+    from edda.journal.stores import LeaseStore
 
 log = logging.getLogger("edda.timers")
 
@@ -33,8 +31,7 @@ class TimerService:
 
     def __init__(
         self,
-        db: Database,
-        writer: GroupCommitWriter,
+        leases: LeaseStore,
         node_id: str,
         workflow_names: Callable[[], Collection[str]],
         activate: Callable[[Claimed], None],
@@ -42,8 +39,7 @@ class TimerService:
         max_sleep: float,
         batch: int = 500,
     ) -> None:
-        self._db = db
-        self._writer = writer
+        self._leases = leases
         self._node_id = node_id
         self._names = workflow_names
         self._activate = activate
@@ -68,15 +64,15 @@ class TimerService:
     async def run_once(self) -> float | None:
         """Activate everything due; returns the next free deadline (or None)."""
         while True:
-            claimed = await self._writer.run(
-                claim_due(self._node_id, list(self._names()), time.time(), self.batch))
+            claimed = await self._leases.claim_due(self._node_id, list(self._names()),
+                                                   time.time(), self.batch)
             for item in claimed:
                 self._activate(item)
             self.fired += len(claimed)
             if len(claimed) < self.batch:
                 break
         names = list(self._names())
-        return await self._db.query(lambda conn: next_free_deadline(conn, names))
+        return await self._leases.next_free_deadline(names)
 
     async def _loop(self) -> None:
         while True:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edda.journal.codec import encode_entry
+import msgspec
+
 from edda.journal.entries import TERMINAL_KINDS, Entry, kind_of
 from edda.journal.errors import EarlierWriteFailed, FencedError
-from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Taken
+from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Take, Taken
 
 if TYPE_CHECKING:
     import asyncio
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.journal.store import Record
+    from edda.journal.writes import Effect
 
 
 class ActorStopped(BaseException):
@@ -74,37 +76,26 @@ class WorkflowActor:
         """Whether the journal already ends the instance."""
         return any(kind_of(r.entry) in TERMINAL_KINDS for r in self.records)
 
-    async def take(
-        self,
-        find: Callable[[Connection], tuple[Entry, InstanceChange | None,
-                                           Callable[[Connection], None] | None] | None],
-    ) -> Entry | None:
-        """Find something and journal it in one transaction; None if nothing was found.
+    async def take(self, op: Take) -> Taken | None:
+        """Find something and journal it in one transaction (``op`` gets this actor's
+        next seq and epoch); None if nothing was found.
 
         Raises:
             ActorStopped: If this node was fenced off the instance.
         """
         seq = self.next_seq
         self.next_seq += 1  # unused (a gap) when nothing is found; seqs only order entries
-
-        def take(conn: Connection) -> Taken | None:
-            found = find(conn)
-            if found is None:
-                return None
-            entry, change, effects = found
-            return Taken(kind_of(entry), encode_entry(entry), change, effects, entry)
-
-        future = self._writer.take_and_append(self.instance_id, seq, self.epoch, take,
-                                              after=self._unsettled)
-        taken = await self._wait(future)
-        return None if taken is None else taken.entry
+        op = msgspec.structs.replace(op, seq=seq, epoch=self.epoch)
+        future = self._writer.run(op, after=self._unsettled)
+        taken: Taken | None = await self._wait(future)
+        return taken
 
     async def append(
         self,
         entry: Entry,
         change: InstanceChange | None = None,
         *,
-        effects: Callable[[Connection], None] | None = None,
+        effects: tuple[Effect, ...] = (),
     ) -> None:
         """Append an entry (and its side-table effects) and wait until it is committed.
 
@@ -120,7 +111,7 @@ class WorkflowActor:
         entry: Entry,
         change: InstanceChange | None = None,
         *,
-        effects: Callable[[Connection], None] | None = None,
+        effects: tuple[Effect, ...] = (),
     ) -> None:
         """Append an entry inside the caller's own transaction, which commits it.
 
@@ -135,8 +126,7 @@ class WorkflowActor:
         """
         seq = self.next_seq
         self.next_seq += 1
-        op = Append(self.instance_id, seq, self.epoch, kind_of(entry), encode_entry(entry), change,
-                    effects=effects)
+        op = Append.of(self.instance_id, seq, self.epoch, entry, change, effects=effects)
         try:
             await transaction(lambda conn: self._writer.write_in(conn, op))
         except FencedError as exc:
@@ -150,7 +140,7 @@ class WorkflowActor:
         entry: Entry,
         change: InstanceChange | None = None,
         *,
-        effects: Callable[[Connection], None] | None = None,
+        effects: tuple[Effect, ...] = (),
     ) -> asyncio.Future[None]:
         """Queue an append without waiting for its commit.
 
@@ -177,11 +167,10 @@ class WorkflowActor:
             await self._wait(future, submitted=True)
 
     def _queue(self, entry: Entry, change: InstanceChange | None,
-               effects: Callable[[Connection], None] | None) -> asyncio.Future[None]:
+               effects: tuple[Effect, ...]) -> asyncio.Future[None]:
         seq = self.next_seq
         self.next_seq += 1
-        op = Append(self.instance_id, seq, self.epoch, kind_of(entry), encode_entry(entry), change,
-                    effects=effects)
+        op = Append.of(self.instance_id, seq, self.epoch, entry, change, effects=effects)
         return self._writer.append(op, after=self._unsettled)
 
     async def _wait(self, future: asyncio.Future[Any], *, submitted: bool = False) -> Any:

@@ -23,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
 
 from benchmarks.stats import median_of_runs  # noqa: E402
 from edda import (  # noqa: E402
@@ -35,7 +34,8 @@ from edda import (  # noqa: E402
     subscribe,
     workflow,
 )
-from edda.journal.channels import insert_message, new_message_id  # noqa: E402
+from edda.journal.channels import StoreMessage, new_message_id  # noqa: E402
+from edda.journal.writes import apply_all  # noqa: E402
 
 
 @activity
@@ -79,14 +79,9 @@ async def pong(ctx: WorkflowContext, rounds: int) -> None:
 async def throughput(url: str, jobs: int, workers: int) -> float:
     app = EddaApp("bench", url, idle_seconds=600)
     async with app:
-        def queue(conn: sa.Connection) -> None:
-            for n in range(jobs):
-                insert_message(new_message_id(), "bench.jobs", {"n": n}, None, {}, None)(conn)
-            for _ in range(workers):
-                insert_message(new_message_id(), "bench.jobs", {"stop": True}, None, {},
-                               None)(conn)
-
-        await app.database.write(queue)
+        payloads = [*({"n": n} for n in range(jobs)), *({"stop": True} for _ in range(workers))]
+        await apply_all(app.database, [StoreMessage(new_message_id(), "bench.jobs", data, None,
+                                                    {}, None) for data in payloads])
         started = time.perf_counter()
         await asyncio.gather(*(bench_worker.start() for _ in range(workers)))
         while True:

@@ -15,11 +15,12 @@ import sqlalchemy as sa
 
 from edda.journal import schema
 from edda.journal.codec import decode_json, encode_json
+from edda.journal.writes import Write
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from sqlalchemy import Connection
+
+    from edda.journal.writes import WriteContext
 
 _i = schema.instances
 #: Statuses from which an instance can be cancelled (as in Edda).
@@ -56,16 +57,19 @@ class CancelOutcome:
     request: CancelRequest | None = None
 
 
-def request_cancel(instance_id: str, by: str, now: float) -> Callable[[Connection], CancelOutcome]:
-    """Job: record a cancel request unless the instance is unknown, finished,
-    compensating after a failure, or already asked to cancel."""
+class RequestCancel(Write[CancelOutcome], frozen=True):
+    """Record a cancel request unless the instance is unknown, finished, compensating
+    after a failure, or already asked to cancel."""
 
-    def job(conn: Connection) -> CancelOutcome:
+    instance_id: str
+    by: str
+    at: float
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> CancelOutcome:
+        instance_id = self.instance_id
         query = sa.select(_i.c.status, _i.c.owner_node, _i.c.cancel_request).where(
             _i.c.instance_id == instance_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        row = conn.execute(ctx.dialect.lock(query)).first()
         if row is None:
             return CancelOutcome(False, f"no workflow instance {instance_id!r}")
         earlier = CancelRequest.decode(row.cancel_request)
@@ -77,12 +81,10 @@ def request_cancel(instance_id: str, by: str, now: float) -> Callable[[Connectio
         if earlier is not None:
             return CancelOutcome(False, f"a cancel was already requested by {earlier.by!r}",
                                  row.owner_node, earlier)
-        request = CancelRequest(by, now, row.status)
+        request = CancelRequest(self.by, self.at, row.status)
         conn.execute(sa.update(_i).where(_i.c.instance_id == instance_id)
-                     .values(cancel_request=request.encode(), updated_at=now))
+                     .values(cancel_request=request.encode(), updated_at=ctx.now))
         return CancelOutcome(True, "cancel requested", row.owner_node, request)
-
-    return job
 
 
 def cancel_request_of(conn: Connection, instance_id: str) -> CancelRequest | None:

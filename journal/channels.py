@@ -1,16 +1,16 @@
-"""Channel messages, subscriptions and deliveries: the SQL of mailboxes.
+"""Channel messages, subscriptions and deliveries: the store behind mailboxes.
 
-Every change here is an effect or job that runs in a writer transaction, most
-of them in the same transaction as the journal entry that causes them:
-subscribing (with its mode check), publishing (so a replay never publishes
-twice), receiving (a competing message is deleted, a broadcast one marked
-delivered). A competing message is first *claimed* by one instance; a claim
-that was never journaled (crash in between) is found again by its claimer.
+Every change here is a write that runs in a writer transaction, most of them in
+the same transaction as the journal entry that causes them: subscribing (with
+its mode check), publishing (so a replay never publishes twice), receiving (a
+competing or direct message is deleted, a broadcast one marked delivered). A
+competing message is first *claimed* by one instance and its receipt journaled
+in the same transaction; a claim whose receipt never committed (a crash in
+between) is found again by its claimer.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,11 +19,15 @@ import sqlalchemy as sa
 
 from edda.journal import schema
 from edda.journal.codec import decode_json, encode_json
+from edda.journal.dialects import POSTGRESQL, SQLITE
+from edda.journal.entries import MessagePublished, MessageReceived
+from edda.journal.group_commit import InstanceChange, Take, Taken
+from edda.journal.writes import SqlStore, Write
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from sqlalchemy import Connection
+
+    from edda.journal.writes import Effect, WriteContext
 
 _m, _s, _d = schema.channel_messages, schema.subscriptions, schema.channel_deliveries
 _w, _i = schema.waits, schema.instances
@@ -57,6 +61,15 @@ class StoredMessage:
     published_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who a freshly stored message may wake, read in the transaction that stored it."""
+
+    waiting: list[str]
+    modes: set[str]
+    subscribers: set[str]
+
+
 _COLUMNS = (_m.c.id, _m.c.message_id, _m.c.channel, _m.c.data, _m.c.data_bytes,
             _m.c.metadata, _m.c.published_at)
 
@@ -72,85 +85,112 @@ def new_message_id() -> str:
     return uuid.uuid4().hex
 
 
-def insert_message(message_id: str, channel: str, data: Any, data_bytes: bytes | None,
-                   metadata: dict[str, Any], target_instance_id: str | None
-                   ) -> Callable[[Connection], None]:
-    """Effect (or job): store a message."""
-
-    def effect(conn: Connection) -> None:
-        conn.execute(sa.insert(_m).values(
-            message_id=message_id, channel=channel,
-            data=None if data_bytes is not None else encode_json(data), data_bytes=data_bytes,
-            metadata=encode_json(metadata), target_instance_id=target_instance_id,
-            published_at=time.time()))
-
-    return effect
+def received(message: StoredMessage, position: str, call: int, channel: str) -> MessageReceived:
+    """The journal entry that records the receipt of ``message``."""
+    return MessageReceived(position=position, call=call, channel=channel,
+                           message_id=message.message_id, row_id=message.row_id,
+                           data=message.data, data_bytes=message.data_bytes,
+                           metadata=message.metadata, published_at=message.published_at)
 
 
-@dataclass(slots=True)
-class Audience:
-    """Who a freshly stored message may wake, read in the transaction that stored it."""
+# -- writes ----------------------------------------------------------------------------
 
-    waiting: list[str]
-    modes: set[str]
-    subscribers: set[str]
-
-
-def store_message(message_id: str, address: str, data: Any, data_bytes: bytes | None,
-                  metadata: dict[str, Any], target_instance_id: str | None,
-                  audience: list[Audience]) -> Callable[[Connection], None]:
-    """Effect: store a message and note (in ``audience``) who waits for it, so the
+class StoreMessage(Write[Audience], frozen=True):
+    """Store a message; the result says who waits for it and who subscribes, so the
     publisher can wake them without another round trip."""
-    insert = insert_message(message_id, address, data, data_bytes, metadata, target_instance_id)
 
-    def effect(conn: Connection) -> None:
-        insert(conn)
+    message_id: str
+    address: str
+    data: Any
+    data_bytes: bytes | None
+    metadata: dict[str, Any]
+    target_instance_id: str | None
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> Audience:
+        conn.execute(sa.insert(_m).values(
+            message_id=self.message_id, channel=self.address,
+            data=None if self.data_bytes is not None else encode_json(self.data),
+            data_bytes=self.data_bytes, metadata=encode_json(self.metadata),
+            target_instance_id=self.target_instance_id, published_at=ctx.now))
         waiting = list(conn.execute(sa.select(_w.c.instance_id).where(
-            _w.c.kind == "channel", _w.c.key == address).distinct()).scalars())
+            _w.c.kind == "channel", _w.c.key == self.address).distinct()).scalars())
         subs = conn.execute(sa.select(_s.c.instance_id, _s.c.mode).where(
-            _s.c.address == address)).all()
-        audience.append(Audience(waiting, {r.mode for r in subs},
-                                 {r.instance_id for r in subs}))
-
-    return effect
+            _s.c.address == self.address)).all()
+        return Audience(waiting, {r.mode for r in subs}, {r.instance_id for r in subs})
 
 
-def subscribe(instance_id: str, channel: str, address: str, mode: str,
-              since: float) -> Callable[[Connection], None]:
+class Subscribe(Write[None], frozen=True):
     """Effect: add (or keep) a subscription; refuses a second mode on one address.
 
     Raises:
         ChannelModeConflictError: If others subscribe to the channel in another mode.
     """
 
-    def effect(conn: Connection) -> None:
+    instance_id: str
+    channel: str
+    address: str
+    mode: str
+    since: float
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> None:
         existing = conn.execute(
-            sa.select(_s.c.instance_id, _s.c.mode).where(_s.c.address == address)).all()
+            sa.select(_s.c.instance_id, _s.c.mode).where(_s.c.address == self.address)).all()
         for row in existing:
-            if row.mode != mode:
-                raise ChannelModeConflictError(channel, row.mode, mode)
-        if any(row.instance_id == instance_id for row in existing):
+            if row.mode != self.mode:
+                raise ChannelModeConflictError(self.channel, row.mode, self.mode)
+        if any(row.instance_id == self.instance_id for row in existing):
             return
-        conn.execute(sa.insert(_s).values(instance_id=instance_id, channel=channel,
-                                          address=address, mode=mode, since=since))
+        conn.execute(sa.insert(_s).values(instance_id=self.instance_id, channel=self.channel,
+                                          address=self.address, mode=self.mode,
+                                          since=self.since))
 
-    return effect
 
-
-def unsubscribe(instance_id: str, channel: str) -> Callable[[Connection], None]:
+class Unsubscribe(Write[None], frozen=True):
     """Effect: leave a channel, releasing competing messages claimed but not received."""
 
-    def effect(conn: Connection) -> None:
+    instance_id: str
+    channel: str
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> None:
         row = conn.execute(sa.select(_s.c.address).where(
-            _s.c.instance_id == instance_id, _s.c.channel == channel)).first()
+            _s.c.instance_id == self.instance_id, _s.c.channel == self.channel)).first()
         if row is None:
             return
-        conn.execute(sa.update(_m).where(_m.c.claimed_by == instance_id,
+        conn.execute(sa.update(_m).where(_m.c.claimed_by == self.instance_id,
                                          _m.c.channel == row.address).values(claimed_by=None))
-        conn.execute(sa.delete(_s).where(_s.c.instance_id == instance_id,
-                                         _s.c.channel == channel))
+        conn.execute(sa.delete(_s).where(_s.c.instance_id == self.instance_id,
+                                         _s.c.channel == self.channel))
 
-    return effect
+
+_DELETE_MESSAGE = sa.delete(_m).where(_m.c.id == sa.bindparam("row_id"))
+_INSERT_DELIVERY = sa.insert(_d)
+
+
+class Consume(Write[None], frozen=True):
+    """Effect: a message nobody else will receive (competing, or in a direct mailbox)
+    is gone; a broadcast one is marked received by this instance."""
+
+    instance_id: str
+    row_id: int
+    only_receiver: bool
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> None:
+        if self.only_receiver:
+            conn.execute(_DELETE_MESSAGE, {"row_id": self.row_id})
+        else:
+            conn.execute(_INSERT_DELIVERY, {"instance_id": self.instance_id,
+                                            "message_row": self.row_id})
+
+
+class ReleaseChannels(Write[None], frozen=True):
+    """Effect: the instance ended; drop its subscriptions and release its claims."""
+
+    instance_id: str
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> None:
+        conn.execute(sa.update(_m).where(_m.c.claimed_by == self.instance_id)
+                     .values(claimed_by=None))
+        conn.execute(sa.delete(_s).where(_s.c.instance_id == self.instance_id))
 
 
 # A competing receive runs these for every message: built once, not per call.
@@ -163,29 +203,90 @@ _OLDEST_FREE = (sa.select(_m.c.id)
                        sa.or_(_m.c.target_instance_id.is_(None),
                               _m.c.target_instance_id == sa.bindparam("iid")))
                 .order_by(_m.c.id).limit(1))
-_OLDEST_FREE_LOCKED = _OLDEST_FREE.with_for_update(skip_locked=True)
+_OLDEST_FREE_FOR = {d.name: d.skip_locked(_OLDEST_FREE) for d in (SQLITE, POSTGRESQL)}
 _CLAIM = (sa.update(_m).where(_m.c.id == sa.bindparam("row_id"), _m.c.claimed_by.is_(None))
           .values(claimed_by=sa.bindparam("iid")).returning(*_COLUMNS))
 
 
-def claim_message(address: str, instance_id: str) -> Callable[[Connection], StoredMessage | None]:
-    """Job: the competing message this instance claimed earlier but never received
-    (a crash came in between), or else the oldest unclaimed one, now claimed."""
+def _claim_message(conn: Connection, ctx: WriteContext, address: str,
+                   instance_id: str) -> StoredMessage | None:
+    """The competing message this instance claimed earlier but never received (a
+    crash came in between), or else the oldest unclaimed one, now claimed."""
     params = {"address": address, "iid": instance_id}
+    mine = conn.execute(_MY_CLAIM, params).first()
+    if mine is not None:
+        return _stored(mine)
+    row_id = conn.execute(_OLDEST_FREE_FOR[ctx.dialect.name], params).scalar()
+    if row_id is None:
+        return None
+    claimed = conn.execute(_CLAIM, {"row_id": row_id, "iid": instance_id}).first()
+    return None if claimed is None else _stored(claimed)
 
-    def job(conn: Connection) -> StoredMessage | None:
-        mine = conn.execute(_MY_CLAIM, params).first()
-        if mine is not None:
-            return _stored(mine)
-        oldest = _OLDEST_FREE_LOCKED if conn.dialect.name == "postgresql" else _OLDEST_FREE
-        row_id = conn.execute(oldest, params).scalar()
-        if row_id is None:
+
+class TakeCompeting(Take, frozen=True, kw_only=True):
+    """Claim the next competing message on ``address`` and journal its receipt at
+    ``seq`` in the same transaction (with ``change`` and ``effects``, e.g. ending a
+    wait); nothing is written when there is none."""
+
+    address: str
+    channel: str
+    position: str
+    call: int
+    change: InstanceChange | None = None
+    effects: tuple[Effect, ...] = ()
+
+    def find(self, conn: Connection, ctx: WriteContext) -> Taken | None:
+        message = _claim_message(conn, ctx, self.address, self.instance_id)
+        if message is None:
             return None
-        claimed = conn.execute(_CLAIM, {"row_id": row_id, "iid": instance_id}).first()
-        return None if claimed is None else _stored(claimed)
+        entry = received(message, self.position, self.call, self.channel)
+        consumed = Consume(self.instance_id, message.row_id, only_receiver=True)
+        return Taken(entry, self.change, (*self.effects, consumed))
 
-    return job
 
+class PublishDurably(Take, frozen=True, kw_only=True):
+    """Store a message and journal its `MessagePublished` entry in one transaction;
+    ``send_to``'s answer (does the receiver subscribe?) is read in it too.
+    `Taken.result` is the message's `Audience`."""
+
+    store: StoreMessage
+    position: str
+    call: int
+    direct: bool
+
+    def find(self, conn: Connection, ctx: WriteContext) -> Taken | None:
+        audience = self.store.apply(conn, ctx)
+        target = self.store.target_instance_id
+        subscribed = self.direct and target in audience.subscribers
+        entry = MessagePublished(position=self.position, call=self.call,
+                                 channel=self.store.address, message_id=self.store.message_id,
+                                 receiver_subscribed=subscribed, direct=self.direct)
+        return Taken(entry, None, (), audience)
+
+
+class PurgeMessages(Write[int], frozen=True):
+    """Delete messages published before ``older_than`` that no current subscriber
+    is still owed (claimed-but-unreceived competing messages stay)."""
+
+    older_than: float
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> int:
+        delivered = sa.select(_d.c.message_row).where(_d.c.instance_id == _s.c.instance_id,
+                                                       _d.c.message_row == _m.c.id)
+        owed = sa.exists(
+            sa.select(_s.c.instance_id).where(
+                _s.c.address == _m.c.channel, _s.c.mode != "competing",
+                _s.c.since <= _m.c.published_at, ~sa.exists(delivered)))
+        old = sa.select(_m.c.id).where(_m.c.published_at < self.older_than,
+                                       _m.c.claimed_by.is_(None), ~owed)
+        ids = list(conn.execute(old).scalars())
+        if not ids:
+            return 0
+        conn.execute(sa.delete(_d).where(_d.c.message_row.in_(ids)))
+        return int(conn.execute(sa.delete(_m).where(_m.c.id.in_(ids))).rowcount)
+
+
+# -- reads -----------------------------------------------------------------------------
 
 _delivered = sa.select(_d.c.message_row).where(_d.c.instance_id == sa.bindparam("iid"),
                                               _d.c.message_row == _m.c.id)
@@ -200,36 +301,15 @@ _NEXT_BROADCAST = (
 )
 
 
-def next_broadcast(conn: Connection, address: str, instance_id: str,
-                   since: float) -> StoredMessage | None:
-    """The oldest message on ``address`` published since ``since`` that this
-    instance has not received yet (broadcast and direct subscriptions)."""
+def _next_broadcast(conn: Connection, address: str, instance_id: str,
+                    since: float) -> StoredMessage | None:
     row = conn.execute(_NEXT_BROADCAST, {"address": address, "iid": instance_id,
                                          "since": since}).first()
     return None if row is None else _stored(row)
 
 
-_DELETE_MESSAGE = sa.delete(_m).where(_m.c.id == sa.bindparam("row_id"))
-_INSERT_DELIVERY = sa.insert(_d)
-
-
-def consume(instance_id: str, message: StoredMessage,
-            only_receiver: bool) -> Callable[[Connection], None]:
-    """Effect: a message nobody else will receive (competing, or in a direct
-    mailbox) is gone; a broadcast one is marked received by this instance."""
-
-    def effect(conn: Connection) -> None:
-        if only_receiver:
-            conn.execute(_DELETE_MESSAGE, {"row_id": message.row_id})
-        else:
-            conn.execute(_INSERT_DELIVERY, {"instance_id": instance_id,
-                                            "message_row": message.row_id})
-
-    return effect
-
-
-def receivers_with_pending_messages(conn: Connection, limit: int = 1000) -> list[str]:
-    """Waiting receivers for which a message is available: lost wake-ups."""
+def pending_messages_query(instance_id: str | None, limit: int) -> sa.Select[Any]:
+    """Waiting receivers for which a message is available (lost wake-ups)."""
     delivered = sa.select(_d.c.message_row).where(_d.c.instance_id == _w.c.instance_id,
                                                    _d.c.message_row == _m.c.id)
     available = sa.or_(
@@ -247,37 +327,27 @@ def receivers_with_pending_messages(conn: Connection, limit: int = 1000) -> list
         .where(_w.c.kind == "channel", available)
         .distinct().limit(limit)
     )
-    return list((conn.execute(query)).scalars())
+    if instance_id is not None:
+        query = query.where(_w.c.instance_id == instance_id)
+    return query
 
 
-def release_instance_channels(instance_id: str) -> Callable[[Connection], None]:
-    """Effect: the instance ended; drop its subscriptions and release its claims."""
+class SqlChannelStore(SqlStore):
+    """`ChannelStore` on SQLite or PostgreSQL."""
 
-    def effect(conn: Connection) -> None:
-        conn.execute(sa.update(_m).where(_m.c.claimed_by == instance_id)
-                     .values(claimed_by=None))
-        conn.execute(sa.delete(_s).where(_s.c.instance_id == instance_id))
+    async def publish(self, message: StoreMessage) -> Audience:
+        return await self._write(message)
 
-    return effect
+    async def next_broadcast(self, address: str, instance_id: str,
+                             since: float) -> StoredMessage | None:
+        return await self._db.query(
+            lambda conn: _next_broadcast(conn, address, instance_id, since), quick=True,
+            patient=True)
 
+    async def receivers_with_pending_messages(self, limit: int = 1000) -> list[str]:
+        query = pending_messages_query(None, limit)
+        return await self._db.query(lambda conn: list(conn.execute(query).scalars()),
+                                    patient=True)
 
-def purge_messages(older_than: float) -> Callable[[Connection], int]:
-    """Job: delete messages published before ``older_than`` that no current
-    subscriber is still owed (claimed-but-unreceived competing messages stay)."""
-
-    def job(conn: Connection) -> int:
-        delivered = sa.select(_d.c.message_row).where(_d.c.instance_id == _s.c.instance_id,
-                                                       _d.c.message_row == _m.c.id)
-        owed = sa.exists(
-            sa.select(_s.c.instance_id).where(
-                _s.c.address == _m.c.channel, _s.c.mode != "competing",
-                _s.c.since <= _m.c.published_at, ~sa.exists(delivered)))
-        old = sa.select(_m.c.id).where(_m.c.published_at < older_than,
-                                       _m.c.claimed_by.is_(None), ~owed)
-        ids = list(conn.execute(old).scalars())
-        if not ids:
-            return 0
-        conn.execute(sa.delete(_d).where(_d.c.message_row.in_(ids)))
-        return int(conn.execute(sa.delete(_m).where(_m.c.id.in_(ids))).rowcount)
-
-    return job
+    async def purge_messages(self, older_than: float) -> int:
+        return await self._write(PurgeMessages(older_than))

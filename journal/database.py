@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,11 +29,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from edda.journal.dialects import SqlDialect, dialect_of
+from edda.journal.faults import describe, is_transient
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 T = TypeVar("T")
+log = logging.getLogger("edda.journal")
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -151,6 +156,8 @@ class Database:
         self._make_user_engine = user_engine
         self._user_engine: AsyncEngine | None = None
         self.dialect: Dialect = dialect
+        #: The SQL differences of this database (`edda.journal.dialects`).
+        self.sql: SqlDialect = dialect_of(dialect)
         self._async_writer = async_writer
         self._sync_writer = sync_writer
         self._thread: ThreadPoolExecutor | None = None
@@ -241,14 +248,39 @@ class Database:
                    user_engine=lambda: create_async_engine(
                        parsed.url, pool_size=pool_size, max_overflow=max_overflow, **pool))
 
-    async def query(self, reads: Callable[[Connection], T], *, quick: bool = False) -> T:
+    async def query(self, reads: Callable[[Connection], T], *, quick: bool = False,
+                    patient: bool = False) -> T:
         """Run ``reads`` (synchronous) on a reader connection and return its result.
 
         On SQLite this runs on a reader thread: a whole query costs one thread hop,
         and cancelling the caller cannot leave a connection half-used. A ``quick``
         read (a few indexed rows, on a hot path) runs on the event loop instead,
         which saves the hop; should the database be busy, it goes to a thread.
+        A ``patient`` read waits out a database that is unavailable (see
+        `edda.journal.faults`), trying again with a growing pause until it answers.
         """
+        if not patient:
+            return await self._query(reads, quick)
+        delay, since = 0.05, None
+        while True:
+            try:
+                result = await self._query(reads, quick)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if since is None:
+                    since = time.monotonic()
+                    log.warning("a read waits for the database to come back (%s)",
+                                describe(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if since is not None:
+                log.info("a read went through after the database was away for %.1f s",
+                         time.monotonic() - since)
+            return result
+
+    async def _query(self, reads: Callable[[Connection], T], quick: bool) -> T:
         if quick and self._inline_reader is not None:
             try:
                 with self._inline_reader.connect() as conn:

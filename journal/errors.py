@@ -30,3 +30,19 @@ class EarlierWriteFailed(RuntimeError):
     def __init__(self, cause: BaseException | None) -> None:
         super().__init__(f"an earlier journal write of this instance failed: {cause!r}")
         self.__cause__ = cause
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """The database stayed unavailable until the node stopped waiting for it.
+
+    ``maybe_committed`` is False when the write certainly was not committed (it
+    can be made again safely), True when the connection dropped while it was
+    committing and nobody could tell.
+    """
+
+    def __init__(self, cause: BaseException, *, maybe_committed: bool) -> None:
+        what = ("it may or may not have been committed" if maybe_committed
+                else "it was not committed")
+        super().__init__(f"the database was unavailable until the node stopped waiting for "
+                         f"it ({type(cause).__name__}: {cause}); {what}")
+        self.maybe_committed = maybe_committed

@@ -12,12 +12,19 @@ transaction the writer checks the owner and epoch of every instance it touches
 from a node that has been fenced off. An append also names its ``seq``; the
 primary key makes two writers at one seq impossible.
 
-The batch is one synchronous transaction (`Database.write`): on SQLite the
-whole batch costs a single hop to the writer thread. While it commits, actors
-keep running on the event loop and queue the next batch.
+Writes are values (`edda.journal.writes.Write`), so a batch can be applied again:
 
-If a batch fails as a whole, every operation is retried alone so that one bad
-operation fails only its own caller.
+- If the database is **unavailable** (a transient fault: down, restarting, a
+  dropped connection, a locked, read-only or full file), the same batch is tried
+  again with a growing pause until it commits; callers just wait. Nothing fails
+  because the database was away for a while.
+- If a batch fails **for a reason of its own** (a seq already taken, a fenced
+  append, a constraint), every write is tried alone so that one bad write fails
+  only its own caller.
+- Every batch also stamps this writer's row in ``edda_writer_marks``. When the
+  connection drops while ``COMMIT`` is in flight the writer cannot know whether
+  it committed; it reads the stamp back, and either hands out the results that
+  committed or tries again. No value from a rolled-back attempt reaches a caller.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,7 +40,16 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from edda.journal import schema
-from edda.journal.errors import EarlierWriteFailed, FencedError, JournalConflictError
+from edda.journal.codec import encode_entry
+from edda.journal.entries import Entry, kind_of
+from edda.journal.errors import (
+    DatabaseUnavailableError,
+    EarlierWriteFailed,
+    FencedError,
+    JournalConflictError,
+)
+from edda.journal.faults import describe, is_transient
+from edda.journal.writes import Write, WriteContext
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,6 +57,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.journal.database import Database
+    from edda.journal.writes import Effect
 
 T = TypeVar("T")
 log = logging.getLogger("edda.journal")
@@ -54,6 +72,11 @@ _FENCE_MANY = sa.select(*_OWNER_COLUMNS).where(
 _INSERT_INSTANCE = sa.insert(_inst)
 _INSERT_ENTRY = sa.insert(schema.journal)
 _UPDATES: dict[tuple[str, ...], sa.Update] = {}
+_marks = schema.writer_marks
+_READ_MARK = sa.select(_marks.c.token).where(_marks.c.node_id == sa.bindparam("node"))
+
+#: Pauses between attempts while the database is unavailable (seconds).
+_RETRY_FIRST, _RETRY_MAX = 0.05, 2.0
 
 
 def _update_statement(columns: tuple[str, ...]) -> sa.Update:
@@ -83,7 +106,7 @@ class Append:
     """One journal entry to write, with its effect on the projection.
 
     ``create`` holds a new instance row; it goes with the entry at seq 0.
-    ``effects`` changes the side tables (waits, deliveries) in the same
+    ``effects`` change the side tables (waits, deliveries, messages) in the same
     transaction, and only if the append is not fenced.
     """
 
@@ -94,23 +117,47 @@ class Append:
     body: bytes
     change: InstanceChange | None = None
     create: dict[str, Any] | None = None
-    effects: Callable[[Connection], None] | None = None
+    effects: tuple[Effect, ...] = ()
+
+    @classmethod
+    def of(cls, instance_id: str, seq: int, epoch: int, entry: Entry,
+           change: InstanceChange | None = None, *, create: dict[str, Any] | None = None,
+           effects: tuple[Effect, ...] = ()) -> Append:
+        """An append of ``entry``, encoded."""
+        return cls(instance_id, seq, epoch, kind_of(entry), encode_entry(entry), change,
+                   create, effects)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Taken:
-    """What a take-and-append job found: the entry to append at the reserved seq."""
+    """What a `Take` found: the entry to journal, its changes, and a result for the caller."""
 
-    kind: str
-    body: bytes
-    change: InstanceChange | None
-    effects: Callable[[Connection], None] | None
-    entry: Any
+    entry: Entry
+    change: InstanceChange | None = None
+    effects: tuple[Effect, ...] = ()
+    result: Any = None
+
+
+class Take(Write["Taken | None"], frozen=True, kw_only=True):
+    """Find something and journal it at ``seq`` in the same transaction (a competing
+    message: claim it and record its receipt at once). Nothing is written when
+    `find` returns None; the seq is then left unused. The actor that runs it sets
+    ``seq`` and ``epoch``."""
+
+    instance_id: str
+    seq: int = -1
+    epoch: int = -1
+
+    def find(self, conn: Connection, ctx: WriteContext) -> Taken | None:
+        raise NotImplementedError
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> Taken | None:
+        raise TypeError("a Take is run by the writer, which journals what it finds")
 
 
 @dataclass(slots=True)
 class _Pending:
-    op: Append | Callable[[Connection], Any]
+    op: Append | Write[Any]
     #: An earlier write of the same actor; if it failed, this one is refused.
     after: asyncio.Future[Any] | None = None
     future: asyncio.Future[Any] = field(
@@ -124,24 +171,39 @@ _STOP = object()
 class GroupCommitWriter:
     """The node's single journal writer."""
 
-    def __init__(self, db: Database, node_id: str, *, max_batch: int = 1000) -> None:
+    def __init__(self, db: Database, node_id: str, *, max_batch: int = 1000,
+                 now: Callable[[], float] = time.time) -> None:
         self._db = db
         self._node_id = node_id
         self._max_batch = max_batch
+        self._now = now
         self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._give_up_at: float | None = None
+        self._outage_since: float | None = None
         self.batches = 0
         self.appends = 0
+        #: Attempts that failed because the database was unavailable.
+        self.retries = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         """Start the writer task on the running loop."""
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="edda-group-commit")
 
-    async def aclose(self) -> None:
-        """Write everything already queued, then stop."""
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Write everything already queued, then stop.
+
+        While the database is unavailable this waits up to ``timeout`` seconds
+        for it; writes still pending then fail with `DatabaseUnavailableError`.
+        """
         if self._task is None:
             return
+        self._give_up_at = time.monotonic() + timeout
         self._queue.put_nowait(_STOP)
         await self._task
         self._task = None
@@ -158,54 +220,48 @@ class GroupCommitWriter:
         """
         return self._submit(op, after)
 
-    def run(self, job: Callable[[Connection], T]) -> asyncio.Future[T]:
-        """Run ``job`` (synchronous) inside the next batch's transaction; resolves to its result."""
-        return self._submit(job)
+    def run(self, op: Write[T], *, after: asyncio.Future[Any] | None = None
+            ) -> asyncio.Future[T]:
+        """Apply ``op`` in the next batch's transaction; resolves to its result once committed.
 
-    def take_and_append(
-        self, instance_id: str, seq: int, epoch: int,
-        take: Callable[[Connection], Taken | None],
-        *, after: asyncio.Future[Any] | None = None,
-    ) -> asyncio.Future[Taken | None]:
-        """Find something and journal it in one transaction (a competing message:
-        claim it and record its receipt at once). Resolves to None when ``take``
-        found nothing; ``seq`` is then left unused.
-
-        Fails with `FencedError` (and nothing is written) when the node no longer
-        owns the instance at ``epoch``.
+        A `Take` resolves to its `Taken` (or None); it fails with `FencedError`,
+        and writes nothing, when the node no longer owns the instance at its epoch.
         """
-        def job(conn: Connection) -> Taken | None:
-            taken = take(conn)
-            if taken is None:
-                return None
-            self.write_in(conn, Append(instance_id, seq, epoch, taken.kind, taken.body,
-                                       taken.change, effects=taken.effects))
-            return taken
-
-        return self._submit(job, after)
+        return self._submit(op, after)
 
     def write_in(self, conn: Connection, op: Append) -> None:
-        """Write one append inside a transaction someone else commits (a take job,
-        or an activity's own transaction), fenced like a batch.
+        """Write one append inside a transaction someone else commits (an activity's
+        own transaction), fenced like a batch.
 
         Raises:
             FencedError: If this node no longer owns the instance at ``op.epoch``.
         """
-        query = _FENCE_ONE.with_for_update() if self._db.dialect == "postgresql" else _FENCE_ONE
-        row = conn.execute(query, {"iid": op.instance_id}).first()
+        self._write_one(conn, self._context(), op)
+
+    def _context(self) -> WriteContext:
+        return WriteContext(self._db.sql, self._now(), self._node_id)
+
+    def _write_one(self, conn: Connection, ctx: WriteContext, op: Append) -> None:
+        row = conn.execute(ctx.dialect.lock(_FENCE_ONE), {"iid": op.instance_id}).first()
         if row is None or (row.owner_node, row.epoch) != (self._node_id, op.epoch):
             raise FencedError(op.instance_id, op.epoch)
-        now = time.time()
         conn.execute(_INSERT_ENTRY, [{"instance_id": op.instance_id, "seq": op.seq,
                                       "kind": op.kind, "body": op.body.decode(),
-                                      "created_at": now}])
+                                      "created_at": ctx.now}])
         if op.change is not None:
             values = {name: getattr(op.change, name) for name in InstanceChange.__slots__
                       if getattr(op.change, name) is not None}
             if values:
-                _apply_changes(conn, {op.instance_id: values}, now)
-        if op.effects is not None:
-            op.effects(conn)
+                _apply_changes(conn, {op.instance_id: values}, ctx.now)
+        for effect in op.effects:
+            effect.apply(conn, ctx)
+
+    def _take(self, conn: Connection, ctx: WriteContext, op: Take) -> Taken | None:
+        taken = op.find(conn, ctx)
+        if taken is not None:
+            self._write_one(conn, ctx, Append.of(op.instance_id, op.seq, op.epoch, taken.entry,
+                                                 taken.change, effects=taken.effects))
+        return taken
 
     def _submit(self, op: Any, after: asyncio.Future[Any] | None = None) -> asyncio.Future[Any]:
         if self._task is None or self._task.done():
@@ -239,7 +295,11 @@ class GroupCommitWriter:
         if not batch:
             return
         try:
-            outcomes = await self._db.write(lambda conn: self._commit(conn, batch))
+            outcomes = await self._until_committed(batch)
+        except DatabaseUnavailableError as exc:
+            for pending in batch:
+                _settle(pending.future, error=exc)
+            return
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0].future, error=_translate(exc, batch[0].op))
@@ -256,7 +316,74 @@ class GroupCommitWriter:
             else:
                 _settle(pending.future, error=value)
 
-    def _commit(self, conn: Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+    async def _until_committed(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+        """Commit the batch, trying again for as long as the database is unavailable.
+
+        Raises:
+            DatabaseUnavailableError: If the writer is closing and the database is
+                still away.
+            Exception: A fault of the batch itself (not transient).
+        """
+        delay = _RETRY_FIRST
+        while True:
+            token = uuid.uuid4().hex
+            computed: list[list[tuple[bool, Any]]] = []
+
+            def transaction(conn: Connection, token: str = token,
+                            computed: list[list[tuple[bool, Any]]] = computed) -> None:
+                computed.append(self._commit(conn, batch, token))
+
+            try:
+                await self._db.write(transaction)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # The commit itself may have gone through before the connection dropped.
+                if computed and await self._stamped(token):
+                    self._back(len(batch))
+                    return computed[0]
+                self._unavailable(exc, len(batch))
+                if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                    raise DatabaseUnavailableError(exc, maybe_committed=bool(computed)) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+                continue
+            self._back(len(batch))
+            return computed[0]
+
+    async def _stamped(self, token: str) -> bool:
+        """Whether the batch stamped ``token`` committed (asked until the database answers)."""
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                found = await self._db.query(
+                    lambda conn: conn.execute(_READ_MARK, {"node": self._node_id}).scalar())
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+                continue
+            return found == token
+
+    def _unavailable(self, exc: BaseException, size: int) -> None:
+        self.retries += 1
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning("the database is unavailable (%s); %d write(s) wait and are tried "
+                        "again until it is back", describe(exc), size)
+
+    def _back(self, size: int) -> None:
+        if self._outage_since is not None:
+            log.warning("the database is back after %.1f s; %d waiting write(s) committed",
+                        time.monotonic() - self._outage_since, size)
+            self._outage_since = None
+
+    def _commit(self, conn: Connection, batch: list[_Pending],
+                token: str) -> list[tuple[bool, Any]]:
+        ctx = self._context()
         outcomes: list[tuple[bool, Any]] = [(True, None)] * len(batch)
         fence_ids = {
             p.op.instance_id for p in batch if isinstance(p.op, Append) and p.op.create is None
@@ -268,14 +395,11 @@ class GroupCommitWriter:
                 query, params = _FENCE_ONE, {"iid": next(iter(fence_ids))}
             else:
                 query, params = _FENCE_MANY, {"ids": list(fence_ids)}
-            if self._db.dialect == "postgresql":
-                query = query.with_for_update()
-            for row in conn.execute(query, params):
+            for row in conn.execute(ctx.dialect.lock(query), params):
                 owners[row.instance_id] = (row.owner_node, row.epoch)
-        now = time.time()
         creates: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
-        effects: list[Callable[[Connection], None]] = []
+        effects: list[Effect] = []
         changes: dict[str, dict[str, Any]] = {}
         for i, pending in enumerate(batch):
             op = pending.op
@@ -294,11 +418,10 @@ class GroupCommitWriter:
                     "seq": op.seq,
                     "kind": op.kind,
                     "body": op.body.decode(),
-                    "created_at": now,
+                    "created_at": ctx.now,
                 }
             )
-            if op.effects is not None:
-                effects.append(op.effects)
+            effects.extend(op.effects)
             if op.change is not None:
                 merged = changes.setdefault(op.instance_id, {})
                 for name in InstanceChange.__slots__:
@@ -309,12 +432,16 @@ class GroupCommitWriter:
             conn.execute(_INSERT_INSTANCE, creates)
         if rows:
             conn.execute(_INSERT_ENTRY, rows)
-        _apply_changes(conn, changes, now)
+        _apply_changes(conn, changes, ctx.now)
         for effect in effects:
-            effect(conn)
+            effect.apply(conn, ctx)
         for i, pending in enumerate(batch):
-            if not isinstance(pending.op, Append):
-                outcomes[i] = (True, pending.op(conn))
+            op = pending.op
+            if isinstance(op, Take):
+                outcomes[i] = (True, self._take(conn, ctx, op))
+            elif not isinstance(op, Append):
+                outcomes[i] = (True, op.apply(conn, ctx))
+        ctx.dialect.stamp(conn, self._node_id, token)
         return outcomes
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from edda.journal import schema
+from edda.journal.dialects import dialect_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.journal.database import Database
-
-_PG_LOCK_KEY = 0x6564_6461  # "edda"
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -60,6 +59,10 @@ def _v6_outbox(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.outbox])
 
 
+def _v7_writer_marks(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.writer_marks])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
     (2, "durable waits, events and their deliveries", _v2_waits_and_events),
@@ -67,14 +70,14 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "an index for competing receives: claim by channel and claimant", _v4_channel_queue_index),
     (5, "cancel requests on instances", _v5_cancel_requests),
     (6, "the transactional outbox", _v6_outbox),
+    (7, "writer marks: did a batch commit when its connection dropped?", _v7_writer_marks),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
 def _migrate(conn: Connection) -> list[int]:
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    dialect_of(conn.dialect.name).serialize_migrations(conn)
     schema.metadata.create_all(conn, tables=[schema.schema_version])
     done = set(conn.execute(sa.select(schema.schema_version.c.version)).scalars())
     applied: list[int] = []

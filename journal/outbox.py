@@ -11,18 +11,18 @@ of a crashed relayer are recovered.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from edda.journal import schema
+from edda.journal.writes import SqlStore, Write
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from sqlalchemy import Connection
+
+    from edda.journal.writes import WriteContext
 
 _out = schema.outbox
 _INSERT = sa.insert(_out)
@@ -47,36 +47,37 @@ class OutboxRow:
     created_at: float
 
 
-def insert_rows(rows: list[dict[str, Any]]) -> Callable[[Connection], None]:
-    """A write that stores new pending outbox rows (built by the runtime)."""
+class InsertOutbox(Write[None], frozen=True):
+    """Effect: store new pending outbox rows (built by the runtime)."""
 
-    def insert(conn: Connection) -> None:
-        if rows:
-            conn.execute(_INSERT, rows)
+    rows: list[dict[str, Any]]
 
-    return insert
+    def apply(self, conn: Connection, ctx: WriteContext) -> None:
+        if self.rows:
+            conn.execute(_INSERT, self.rows)
 
 
-def claim_due(relayer_id: str, limit: int, claim_seconds: float, *, dialect: str
-              ) -> Callable[[Connection], list[OutboxRow]]:
-    """A write that claims up to ``limit`` due rows, oldest due first, counting an attempt.
+class ClaimOutbox(Write[list[OutboxRow]], frozen=True):
+    """Claim up to ``limit`` due rows, oldest due first, counting an attempt.
 
     On PostgreSQL rows another relayer is claiming are skipped, not waited for.
     """
 
-    def claim(conn: Connection) -> list[OutboxRow]:
-        now = time.time()
+    relayer_id: str
+    limit: int
+    claim_seconds: float
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> list[OutboxRow]:
+        now = ctx.now
         query = (sa.select(_out.c.id).where(_DUE).order_by(_out.c.next_attempt_at, _out.c.id)
-                 .limit(limit))
-        if dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(conn.execute(query, {"now": now}).scalars())
+                 .limit(self.limit))
+        ids = list(conn.execute(ctx.dialect.skip_locked(query), {"now": now}).scalars())
         if not ids:
             return []
         conn.execute(
             sa.update(_out).where(_out.c.id.in_(ids)).values(
-                status="processing", claimed_by=relayer_id, claimed_until=now + claim_seconds,
-                attempts=_out.c.attempts + 1)
+                status="processing", claimed_by=self.relayer_id,
+                claimed_until=now + self.claim_seconds, attempts=_out.c.attempts + 1)
         )
         rows = conn.execute(
             sa.select(_out.c.id, _out.c.event_id, _out.c.event_type, _out.c.event_source,
@@ -85,8 +86,6 @@ def claim_due(relayer_id: str, limit: int, claim_seconds: float, *, dialect: str
             .where(_out.c.id.in_(ids)).order_by(_out.c.id)
         )
         return [OutboxRow(*row) for row in rows]
-
-    return claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,37 +98,45 @@ class Settled:
     next_attempt_at: float | None = None
 
 
-def settle(relayer_id: str, outcomes: list[Settled]) -> Callable[[Connection], int]:
-    """A write that records the outcome of each row this relayer still holds.
+class SettleOutbox(Write[int], frozen=True):
+    """Record the outcome of each row this relayer still holds; returns how many
+    rows it changed (rows claimed again by another relayer are left alone)."""
 
-    Returns:
-        How many rows it changed (rows claimed again by another relayer are left).
-    """
+    relayer_id: str
+    outcomes: list[Settled]
 
-    def write(conn: Connection) -> int:
-        now = time.time()
+    def apply(self, conn: Connection, ctx: WriteContext) -> int:
         changed = 0
-        for outcome in outcomes:
+        for outcome in self.outcomes:
             values: dict[str, Any] = {"status": outcome.status, "claimed_by": None,
                                       "claimed_until": None, "last_error": outcome.error}
             if outcome.status == "published":
-                values["published_at"] = now
+                values["published_at"] = ctx.now
             if outcome.next_attempt_at is not None:
                 values["next_attempt_at"] = outcome.next_attempt_at
             result = conn.execute(
                 sa.update(_out)
-                .where(_out.c.id == outcome.id, _out.c.claimed_by == relayer_id,
+                .where(_out.c.id == outcome.id, _out.c.claimed_by == self.relayer_id,
                        _out.c.status == "processing")
                 .values(**values)
             )
             changed += result.rowcount
         return changed
 
-    return write
+
+class DeletePublished(Write[int], frozen=True):
+    """Delete rows published before ``older_than`` (UNIX time)."""
+
+    older_than: float
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> int:
+        result = conn.execute(
+            sa.delete(_out).where(_out.c.status == "published",
+                                  _out.c.published_at < self.older_than))
+        return int(result.rowcount)
 
 
-def next_due(conn: Connection) -> float | None:
-    """When the earliest pending row (or expiring claim) becomes due, or None."""
+def _next_due(conn: Connection) -> float | None:
     pending = conn.execute(
         sa.select(sa.func.min(_out.c.next_attempt_at)).where(_out.c.status == "pending")
     ).scalar()
@@ -140,16 +147,21 @@ def next_due(conn: Connection) -> float | None:
     return min(times) if times else None
 
 
-def delete_published(older_than: float) -> Callable[[Connection], int]:
-    """A write that deletes rows published before ``older_than`` (UNIX time)."""
+class SqlOutboxStore(SqlStore):
+    """`OutboxStore` on SQLite or PostgreSQL: relayers claim, send and settle rows."""
 
-    def delete(conn: Connection) -> int:
-        result = conn.execute(
-            sa.delete(_out).where(_out.c.status == "published", _out.c.published_at < older_than)
-        )
-        return result.rowcount
+    async def claim(self, relayer_id: str, limit: int, claim_seconds: float
+                    ) -> list[OutboxRow]:
+        return await self._write(ClaimOutbox(relayer_id, limit, claim_seconds))
 
-    return delete
+    async def settle(self, relayer_id: str, outcomes: list[Settled]) -> int:
+        return await self._write(SettleOutbox(relayer_id, outcomes))
+
+    async def delete_published(self, older_than: float) -> int:
+        return await self._write(DeletePublished(older_than))
+
+    async def next_due(self) -> float | None:
+        return await self._db.query(_next_due, patient=True)
 
 
 def outbox_rows(conn: Connection, *, status: str | None = None) -> list[dict[str, Any]]:

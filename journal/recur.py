@@ -10,47 +10,45 @@ no message and receives none twice.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from edda.journal import schema
+from edda.journal.writes import Write
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from sqlalchemy import Connection
+
+    from edda.journal.writes import WriteContext
 
 _j, _a, _i = schema.journal, schema.journal_archive, schema.instances
 _s, _d, _m, _w = (schema.subscriptions, schema.channel_deliveries, schema.channel_messages,
                   schema.waits)
 
 
-def continue_as_new(old_instance_id: str, keep_seq: int, new_row: dict[str, Any],
-                    started_kind: str, started_body: bytes) -> Callable[[Connection], None]:
+class ContinueAsNew(Write[None], frozen=True):
     """Effect of the `WorkflowRecurred` entry at ``keep_seq``."""
-    new_id = new_row["instance_id"]
 
-    def effect(conn: Connection) -> None:
-        now = time.time()
-        conn.execute(sa.insert(_i).values(**new_row))
-        conn.execute(sa.insert(_j).values(instance_id=new_id, seq=0, kind=started_kind,
-                                          body=started_body.decode(), created_at=now))
-        earlier = sa.and_(_j.c.instance_id == old_instance_id, _j.c.seq != keep_seq)
+    old_instance_id: str
+    keep_seq: int
+    new_row: dict[str, Any]
+    started_kind: str
+    started_body: bytes
+
+    def apply(self, conn: Connection, ctx: WriteContext) -> None:
+        old_id, new_id = self.old_instance_id, self.new_row["instance_id"]
+        conn.execute(sa.insert(_i).values(**self.new_row))
+        conn.execute(sa.insert(_j).values(instance_id=new_id, seq=0, kind=self.started_kind,
+                                          body=self.started_body.decode(), created_at=ctx.now))
+        earlier = sa.and_(_j.c.instance_id == old_id, _j.c.seq != self.keep_seq)
         conn.execute(sa.insert(_a).from_select(
             ["instance_id", "seq", "kind", "body", "created_at"],
             sa.select(_j.c.instance_id, _j.c.seq, _j.c.kind, _j.c.body, _j.c.created_at)
             .where(earlier)))
         conn.execute(sa.delete(_j).where(earlier))
-        conn.execute(sa.delete(_w).where(_w.c.instance_id == old_instance_id))
-        conn.execute(sa.delete(_s).where(_s.c.instance_id == old_instance_id,
-                                         _s.c.mode == "direct"))
-        conn.execute(sa.update(_s).where(_s.c.instance_id == old_instance_id)
-                     .values(instance_id=new_id))
-        conn.execute(sa.update(_d).where(_d.c.instance_id == old_instance_id)
-                     .values(instance_id=new_id))
-        conn.execute(sa.update(_m).where(_m.c.claimed_by == old_instance_id)
-                     .values(claimed_by=new_id))
-
-    return effect
+        conn.execute(sa.delete(_w).where(_w.c.instance_id == old_id))
+        conn.execute(sa.delete(_s).where(_s.c.instance_id == old_id, _s.c.mode == "direct"))
+        conn.execute(sa.update(_s).where(_s.c.instance_id == old_id).values(instance_id=new_id))
+        conn.execute(sa.update(_d).where(_d.c.instance_id == old_id).values(instance_id=new_id))
+        conn.execute(sa.update(_m).where(_m.c.claimed_by == old_id).values(claimed_by=new_id))

@@ -186,6 +186,15 @@ outbox = sa.Table(
 )
 sa.Index("edda_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
 
+#: One row per running journal writer: the token of its last committed batch, read
+#: back when a connection dropped during COMMIT to learn whether the batch committed.
+writer_marks = sa.Table(
+    "edda_writer_marks",
+    metadata,
+    sa.Column("node_id", sa.String(255), primary_key=True),
+    sa.Column("token", sa.String(32), nullable=False),
+)
+
 #: Journals of instances that continued as new (``ctx.recur``).
 journal_archive = _journal_table("edda_journal_archive")
 

@@ -21,17 +21,15 @@ from edda.actors.leases import NodeLease
 from edda.actors.recovery import Recovery
 from edda.actors.tasks import cancel_and_wait
 from edda.actors.timers import TimerService
-from edda.journal.channels import Audience, new_message_id, store_message
-from edda.journal.codec import encode_entry, encode_json
+from edda.journal.channels import StoreMessage, new_message_id
+from edda.journal.codec import encode_json
 from edda.journal.database import Database
-from edda.journal.entries import WorkflowStarted, kind_of
+from edda.journal.entries import WorkflowStarted
 from edda.journal.group_commit import Append, GroupCommitWriter
 from edda.journal.migrations import migrate
 from edda.journal.store import Record
-from edda.journal.waits import (
-    event_waiters,
-    insert_event,
-)
+from edda.journal.stores import Stores, sql_stores
+from edda.journal.waits import StoreEvent
 from edda.runtime import queries
 from edda.runtime.channels import check_payload, wake_receivers
 from edda.runtime.events import check_event_type, normalize_cloudevent
@@ -49,8 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
     from types import TracebackType
 
-    from sqlalchemy import Connection
-
+    from edda.journal.writes import Effect
     from edda.runtime.hooks import WorkflowHooks
     from edda.runtime.http import Authorizer
     from edda.runtime.workflow import Workflow
@@ -179,6 +176,7 @@ class EddaApp:
         self.transport: Transport = transport or InProcTransport()
         self._initialized = False
         self._writer: GroupCommitWriter | None = None
+        self._stores: Stores | None = None
         self._lease: NodeLease | None = None
         self._recovery: Recovery | None = None
         self._timers: TimerService | None = None
@@ -202,19 +200,20 @@ class EddaApp:
         await self._db.open_quick_reader()
         self._writer = GroupCommitWriter(self._db, self.worker_id, max_batch=self._max_batch)
         self._writer.start()
-        self._lease = NodeLease(self._writer, self.worker_id, self.service_name,
+        self._stores = stores = sql_stores(self._db, self._writer)
+        self._lease = NodeLease(stores.leases, self.worker_id, self.service_name,
                                 self.lease_seconds, self._lost_lease, self._regained_lease)
         await self._lease.acquire()
         names = lambda: self.registry.workflows().keys()  # noqa: E731
         runner = self._runner
-        self._timers = TimerService(self._db, self._writer, self.worker_id, names,
+        self._timers = TimerService(stores.leases, self.worker_id, names,
                                     runner.activate_claimed, max_sleep=self.recovery_interval)
-        runner.bind(self._db, self._writer, self._timers, self.transport)
+        runner.bind(self._db, stores, self._writer, self._timers, self.transport)
         ready = asyncio.Event()
         self._wake_task = asyncio.create_task(runner.wake_loop(ready), name="edda-wake")
         await ready.wait()
         self._recovery = Recovery(
-            self._db, self._lease, names, runner.activate_claimed, self.supervisor.is_running,
+            stores, self._lease, names, runner.activate_claimed, self.supervisor.is_running,
             interval=self.recovery_interval, wake=self.wake, on_freed=self._timers.nudge,
             cancels=runner.deliver_pending_cancels,
             retention_seconds=self.message_retention_days * 86400.0,
@@ -305,7 +304,7 @@ class EddaApp:
         return instance_id
 
     async def _create(self, wf: Workflow[..., Any], instance_id: str, stored: dict[str, Any],
-                      effects: Callable[[Connection], None] | None = None) -> None:
+                      effects: tuple[Effect, ...] = ()) -> None:
         """Commit a new instance (with ``effects`` in its transaction) and run it."""
         assert self._writer is not None
         now = time.time()
@@ -319,9 +318,7 @@ class EddaApp:
         # The instance's first entry commits with its first step: nothing has been
         # acknowledged yet, and the writer keeps the order of appends.
         created = self._writer.append(
-            Append(instance_id, 0, 1, kind_of(entry), encode_entry(entry), create=row,
-                   effects=effects)
-        )
+            Append.of(instance_id, 0, 1, entry, create=row, effects=effects))
         await fire(self.hooks, "on_workflow_start", instance_id, wf.name, stored)
         self._runner.activate(instance_id, wf.name, 1, [Record(0, entry, now)], created)
         try:
@@ -391,13 +388,10 @@ class EddaApp:
         assert self._writer is not None
         normalized = normalize_cloudevent(event)
         handlers = list(self.event_handlers.get(normalized.type, ()))
-        store = insert_event(normalized.type, normalized.attributes, normalized.data_bytes,
-                             normalized.target_instance_id)
+        store = StoreEvent(normalized.type, normalized.attributes, normalized.data_bytes,
+                           normalized.target_instance_id)
         starts = None if handlers else self.registry.workflow(normalized.type)
-
-        def find_waiters(conn: Connection) -> list[str]:
-            return event_waiters(conn, normalized.type, normalized.target_instance_id)
-
+        waits = self.stores.waits
         if starts is not None and starts.event_handler:
             data = normalized.attributes["data"]
             try:
@@ -406,19 +400,12 @@ class EddaApp:
                 raise ValueError(f"CloudEvent {normalized.type!r} cannot start workflow "
                                  f"{starts.name!r}: {exc}") from exc
 
-            def store_with_start(conn: Connection) -> None:
-                store(conn)
-
             await self._create(starts, f"{starts.name}-{uuid.uuid4().hex}", stored,
-                               effects=store_with_start)
-            waiting = await self._db.query(find_waiters, quick=True)
+                               effects=(store,))
+            waiting = await waits.event_waiters(normalized.type, normalized.target_instance_id)
         else:
             # Who waits is read in the transaction that stores the event: no extra read.
-            def store_and_find(conn: Connection) -> list[str]:
-                store(conn)
-                return find_waiters(conn)
-
-            waiting = await self._writer.run(store_and_find)
+            waiting = await self._writer.run(store)
         for instance_id in waiting:
             await self.wake(instance_id)
         for handler in handlers:
@@ -457,10 +444,9 @@ class EddaApp:
         payload, raw, meta = check_payload(channel, data, metadata)
         meta["published_at"] = datetime.now(UTC).isoformat()
         message_id = new_message_id()
-        audience: list[Audience] = []
-        await self._writer.run(store_message(message_id, channel, payload, raw, meta,
-                                             target_instance_id, audience))
-        await wake_receivers(self.wake, audience[0], target_instance_id)
+        audience = await self.stores.channels.publish(
+            StoreMessage(message_id, channel, payload, raw, meta, target_instance_id))
+        await wake_receivers(self.wake, audience, target_instance_id)
         return message_id
 
     async def cancel_workflow(self, instance_id: str, cancelled_by: str = "user"
@@ -514,18 +500,18 @@ class EddaApp:
         """
         self._require_initialized()
         async with asyncio.timeout(timeout):
-            return await wait_result(self._runner, self._db, self.registry, instance_id,
+            return await wait_result(self._runner, self.stores.journal, self.registry, instance_id,
                                      recheck=self.recovery_interval)
 
     # -- reading ---------------------------------------------------------------
 
     async def get_instance(self, instance_id: str) -> dict[str, Any] | None:
         """An instance as a dict (status, input_data, output_data, ...), or None."""
-        return await queries.get_instance(self._db, instance_id)
+        return await queries.get_instance(self._reader_stores().journal, instance_id)
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
         """The journal of an instance, in journal order."""
-        return await queries.get_history(self._db, instance_id)
+        return await queries.get_history(self._reader_stores().journal, instance_id)
 
     async def find_instances(
         self,
@@ -549,10 +535,27 @@ class EddaApp:
                 a limit outside 1..1000 or a page token not made by this method.
         """
         return await queries.find_instances(
-            self._db, input_filters=input_filters, status=status, workflow_name=workflow_name,
+            self._reader_stores().journal, input_filters=input_filters, status=status, workflow_name=workflow_name,
             instance_id=instance_id, started_after=started_after, started_before=started_before,
             limit=limit, page_token=page_token,
         )
+
+    @property
+    def stores(self) -> Stores:
+        """The node's typed stores (journal, waits, channels, leases, outbox).
+
+        Raises:
+            RuntimeError: If the app is not initialized.
+        """
+        if self._stores is None:
+            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        return self._stores
+
+    def _reader_stores(self) -> Stores:
+        """Stores to read with, also before `initialize` (reads need no writer)."""
+        if self._stores is not None:
+            return self._stores
+        return sql_stores(self._db, None)
 
     @property
     def database(self) -> Database:

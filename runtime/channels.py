@@ -22,18 +22,15 @@ from typing import TYPE_CHECKING, Any
 from edda.journal.channels import (
     Audience,
     ChannelModeConflictError,
+    Consume,
+    PublishDurably,
     StoredMessage,
-    claim_message,
-    consume,
+    StoreMessage,
+    Subscribe,
+    TakeCompeting,
+    Unsubscribe,
     new_message_id,
-    next_broadcast,
-    store_message,
-)
-from edda.journal.channels import (
-    subscribe as subscribe_effect,
-)
-from edda.journal.channels import (
-    unsubscribe as unsubscribe_effect,
+    received,
 )
 from edda.journal.entries import MessagePublished, MessageReceived, Subscribed, Unsubscribed
 from edda.runtime.context import WorkflowContext, require_context
@@ -42,12 +39,9 @@ from edda.runtime.timers import check_seconds
 from edda.runtime.waits import Delivery, durable_wait, resolution
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
-
-    from sqlalchemy import Connection
+    from collections.abc import Coroutine
 
     from edda.journal.entries import CallEntry
-    from edda.journal.group_commit import InstanceChange
     from edda.runtime.app import EddaApp
 
 MODES = ("broadcast", "competing", "direct")
@@ -137,7 +131,7 @@ async def _subscribe(ctx: WorkflowContext, position: str, call: int, channel: st
     entry = Subscribed(position=position, call=call, channel=channel, mode=mode,
                        address=address, since=since)
     await ctx._run.actor.append(
-        entry, effects=subscribe_effect(ctx.instance_id, channel, address, mode, since))
+        entry, effects=(Subscribe(ctx.instance_id, channel, address, mode, since),))
     ctx._subscriptions[channel] = (mode, address, since)
 
 
@@ -153,7 +147,7 @@ async def _unsubscribe(ctx: WorkflowContext, position: str, call: int, channel: 
     if ctx._recorded(position, call, f"unsubscribe {channel!r}") is None:
         await ctx._run.actor.append(
             Unsubscribed(position=position, call=call, channel=channel),
-            effects=unsubscribe_effect(ctx.instance_id, channel))
+            effects=(Unsubscribe(ctx.instance_id, channel),))
     ctx._subscriptions.pop(channel, None)
 
 
@@ -189,33 +183,24 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
 
     def delivery(message: StoredMessage) -> Delivery:
         return Delivery(
-            lambda pos, n: MessageReceived(
-                position=pos, call=n, channel=channel, message_id=message.message_id,
-                row_id=message.row_id, data=message.data, data_bytes=message.data_bytes,
-                metadata=message.metadata, published_at=message.published_at),
-            # A competing or direct message has no other receiver: it goes at once.
-            consume(iid, message, only_receiver=mode != "broadcast"))
+            lambda pos, n: received(message, pos, n, channel),
+            # A direct message has no other receiver: it goes at once.
+            (Consume(iid, message.row_id, only_receiver=mode != "broadcast"),))
 
     async def poll() -> Delivery | None:
-        found = await run.db.query(lambda conn: next_broadcast(conn, address, iid, since),
-                                   quick=True)
+        found = await run.stores.channels.next_broadcast(address, iid, since)
         return None if found is None else delivery(found)
 
     async def take(pos: str, n: int, waiting: bool) -> CallEntry | None:
         # Competing: claim the message and journal its receipt in one transaction.
-        claim = claim_message(address, iid)
-
-        def find(conn: Connection) -> tuple[CallEntry, InstanceChange | None,
-                                            Callable[[Connection], None] | None] | None:
-            message = claim(conn)
-            if message is None:
-                return None
-            found = delivery(message)
-            change, effects = resolution(run, pos, found.effect, waiting=waiting)
-            return found.make_entry(pos, n), change, effects
-
-        entry = await run.actor.take(find)
-        return entry  # type: ignore[return-value]
+        change, effects = resolution(run, pos, (), waiting=waiting)
+        taken = await run.actor.take(TakeCompeting(
+            instance_id=iid, address=address, channel=channel, position=pos, call=n,
+            change=change, effects=effects))
+        if taken is None:
+            return None
+        assert isinstance(taken.entry, MessageReceived)
+        return taken.entry
 
     entry, _live = await durable_wait(
         ctx, position, call, operation=f"receive {channel!r}", wait_type="channel",
@@ -305,18 +290,11 @@ async def _publish_durably(ctx: WorkflowContext, position: str, call: int, chann
     meta = {**metadata, "published_at": now, "source_instance_id": ctx.instance_id}
     if direct:
         meta["sent_at"] = now
-    audience: list[Audience] = []
-    store = store_message(message_id, address, payload, raw, meta, target, audience)
-
-    def find(conn: Connection) -> tuple[CallEntry, None, None]:
-        # send_to's answer is journaled: read it in the transaction that stores the message.
-        store(conn)
-        subscribed = direct and target in audience[0].subscribers
-        return MessagePublished(position=position, call=call, channel=address,
-                                message_id=message_id, receiver_subscribed=subscribed,
-                                direct=direct), None, None
-
-    published = await run.actor.take(find)
-    assert isinstance(published, MessagePublished)
-    await wake_receivers(run.host.notify, audience[0], target)
-    return published.receiver_subscribed if direct else message_id
+    # send_to's answer is journaled: read in the transaction that stores the message.
+    taken = await run.actor.take(PublishDurably(
+        instance_id=ctx.instance_id,
+        store=StoreMessage(message_id, address, payload, raw, meta, target),
+        position=position, call=call, direct=direct))
+    assert taken is not None and isinstance(taken.entry, MessagePublished)
+    await wake_receivers(run.host.notify, taken.result, target)
+    return taken.entry.receiver_subscribed if direct else message_id

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.entries import WorkflowRecurred, WorkflowStarted, kind_of
 from edda.journal.group_commit import InstanceChange
-from edda.journal.recur import continue_as_new
+from edda.journal.recur import ContinueAsNew
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.transactions import SESSION_OUTSIDE, current_transaction, transaction
 
@@ -219,8 +219,8 @@ class WorkflowContext:
         await actor.append(
             WorkflowRecurred(new_instance_id=new_id, input=stored),
             InstanceChange(status="recurred", output=encode_json({"recur_kwargs": stored})),
-            effects=continue_as_new(self.instance_id, actor.next_seq, row, kind_of(started),
-                                    encode_entry(started)),
+            effects=(ContinueAsNew(self.instance_id, actor.next_seq, row, kind_of(started),
+                                   encode_entry(started)),),
         )
         raise Recurred(new_id, started, now)
 

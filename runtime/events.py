@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from edda.journal.entries import EventReceived
-from edda.journal.waits import mark_delivered, next_event
+from edda.journal.waits import MarkDelivered
 from edda.runtime.context import WorkflowContext, require_context
 from edda.runtime.hooks import fire
 from edda.runtime.registry import current_app
@@ -167,16 +167,14 @@ async def _wait_event(ctx: WorkflowContext, position: str, call: int, event_type
     run = ctx._run
 
     async def poll() -> Delivery | None:
-        found = await run.db.query(
-            lambda conn: next_event(conn, ctx.instance_id, event_type, run.started_at),
-            quick=True)
+        found = await run.stores.waits.next_event(ctx.instance_id, event_type, run.started_at)
         if found is None:
             return None
         return Delivery(
             lambda position, call: EventReceived(position=position, call=call,
                                                  event_id=found.id, event=found.attributes,
                                                  data_bytes=found.data_bytes),
-            mark_delivered(ctx.instance_id, found.id),
+            (MarkDelivered(ctx.instance_id, found.id),),
         )
 
     entry, live = await durable_wait(

@@ -19,17 +19,11 @@ from edda.actors.supervisor import Supervisor
 from edda.actors.tasks import cancel_and_wait
 from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
-from edda.journal.cancel import (
-    CancelOutcome,
-    CancelRequest,
-    cancel_request_of,
-    pending_cancels,
-    request_cancel,
-)
+from edda.journal.cancel import CancelOutcome, CancelRequest
 from edda.journal.entries import WorkflowFailed
 from edda.journal.group_commit import InstanceChange
-from edda.journal.store import Record, get_instance_row, journal_records, next_seq
-from edda.journal.waits import claim_instance, end_all_waits
+from edda.journal.store import Record
+from edda.journal.waits import EndAllWaits
 from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
 from edda.runtime.registry import enter_app
@@ -39,12 +33,12 @@ from edda.runtime.serialization import error_info
 from edda.runtime.waits import Waits
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
 
     from edda.actors.timers import TimerService
     from edda.journal.database import Database
     from edda.journal.group_commit import GroupCommitWriter
-    from edda.journal.nodes import Claimed
+    from edda.journal.leases import Claimed
+    from edda.journal.stores import Stores
     from edda.runtime.app import EddaApp
     from edda.runtime.context import Recurred
     from edda.runtime.registry import Registry
@@ -77,7 +71,7 @@ class InstanceRunner:
         self.hooks = hooks
         self.default_retry_policy = default_retry_policy
         self.supervisor = Supervisor(self.give_up)
-        self.waits = Waits(self._require_writer, node_id, idle_seconds=idle_seconds,
+        self.waits = Waits(lambda: self._require_stores().leases, node_id, idle_seconds=idle_seconds,
                            on_suspended=self.suspended, stop_actor=self.supervisor.stop,
                            after_passivation=self._after_passivation, notify=self.wake)
         self._waiters: dict[str, asyncio.Future[Outcome]] = {}
@@ -86,14 +80,21 @@ class InstanceRunner:
         #: For start() callers: the instance a recurring one continued as.
         self.final_ids: dict[str, str] = {}
         self._db: Database | None = None
+        self._stores: Stores | None = None
         self._writer: GroupCommitWriter | None = None
         self._timers: TimerService | None = None
         self._transport: Transport | None = None
 
-    def bind(self, db: Database, writer: GroupCommitWriter, timers: TimerService,
-             transport: Transport) -> None:
-        """Attach the node's database, writer, timer service and transport."""
-        self._db, self._writer, self._timers, self._transport = db, writer, timers, transport
+    def bind(self, db: Database, stores: Stores, writer: GroupCommitWriter,
+             timers: TimerService, transport: Transport) -> None:
+        """Attach the node's database, stores, writer, timer service and transport."""
+        self._db, self._stores, self._writer = db, stores, writer
+        self._timers, self._transport = timers, transport
+
+    def _require_stores(self) -> Stores:
+        if self._stores is None:
+            raise RuntimeError("EddaApp is not initialized")
+        return self._stores
 
     def _require_writer(self) -> GroupCommitWriter:
         if self._writer is None:
@@ -181,7 +182,7 @@ class InstanceRunner:
     async def _run(self, instance_id: str, workflow_name: str, epoch: int,
                    records: list[Record] | None,
                    created: asyncio.Future[Any] | None = None) -> None:
-        writer, db = self._require_writer(), self._require_db()
+        writer, db, stores = self._require_writer(), self._require_db(), self._require_stores()
         enter_app(self._app)  # this actor's task (and its children) run on this node
         wf = self.registry.workflow(workflow_name)
         if wf is None:
@@ -189,17 +190,15 @@ class InstanceRunner:
                               "registered on this node")
         cancel = None
         if records is None:  # a recovery or re-activation: a cancel may be waiting
-            def reads(conn: Connection) -> tuple[list[Record], CancelRequest | None]:
-                return journal_records(conn, instance_id), cancel_request_of(conn, instance_id)
-
-            loaded, cancel = await db.query(reads)
+            loaded, cancel = await stores.journal.activation(instance_id)
             records = loaded
         actor = WorkflowActor(instance_id, workflow_name, epoch, records, writer,
                               unsettled=created)
         try:
             outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
                                          default_retry_policy=self.default_retry_policy,
-                                         host=self.waits, db=db, registry=self.registry,
+                                         host=self.waits, stores=stores, db=db,
+                                         registry=self.registry,
                                          service_name=self.service_name, cancel=cancel)
         except ActorStopped as exc:
             self.settle(instance_id, Outcome(error=InstanceTakenOverError(
@@ -232,17 +231,17 @@ class InstanceRunner:
         happens, whoever waits on the instance is told.
         """
         try:
-            db = self._require_db()
-            row = await get_instance_row(db, instance_id)
+            journal = self._require_stores().journal
+            row = await journal.row(instance_id)
             if (row is not None and row["owner_node"] == self.node_id
                     and row["status"] in ACTIVE_STATUSES):
                 actor = WorkflowActor(instance_id, row["workflow_name"], row["epoch"], [],
                                       self._require_writer(),
-                                      next_seq=await next_seq(db, instance_id))
+                                      next_seq=await journal.next_seq(instance_id))
                 await actor.append(
                     WorkflowFailed(error=error_info(error)),
                     InstanceChange(status="failed", output=failure_output(error)),
-                    effects=end_all_waits(instance_id),
+                    effects=(EndAllWaits(instance_id),),
                 )
                 await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"],
                            error)
@@ -267,8 +266,8 @@ class InstanceRunner:
             # Before the commit: once it is committed, no new activity may start here.
             run.cancel = CancelRequest(cancelled_by, now, "running")
         try:
-            outcome = await self._require_writer().run(
-                request_cancel(instance_id, cancelled_by, now))
+            outcome = await self._require_stores().journal.request_cancel(
+                instance_id, cancelled_by, now)
         except BaseException:
             if run is not None:
                 run.cancel = None
@@ -291,7 +290,7 @@ class InstanceRunner:
     async def deliver_pending_cancels(self) -> None:
         """The sweep's safety net: cancels committed for instances this node owns (or
         nobody does) that have not reached a run yet."""
-        pending = await self._require_db().query(lambda conn: pending_cancels(conn, self.node_id))
+        pending = await self._require_stores().journal.pending_cancels(self.node_id)
         for instance_id, request in pending:
             run = self.waits.runs.get(instance_id)
             if run is None or run.cancel is None:
@@ -326,12 +325,13 @@ class InstanceRunner:
     async def _activate_idle(self, instance_id: str) -> None:
         """Run an instance no actor runs: free (passivated) to claim, or ours already."""
         try:
-            claimed = await self._require_writer().run(
-                claim_instance(instance_id, self.node_id, list(self.registry.workflows())))
+            stores = self._require_stores()
+            claimed = await stores.leases.claim(instance_id, self.node_id,
+                                                list(self.registry.workflows()))
             if claimed is not None:
                 self.activate_claimed(claimed)
                 return
-            row = await get_instance_row(self._require_db(), instance_id)
+            row = await stores.journal.row(instance_id)
             if (row is not None and row["status"] in ACTIVE_STATUSES
                     and row["owner_node"] == self.node_id
                     and not self.supervisor.is_running(instance_id)):

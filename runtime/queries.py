@@ -7,15 +7,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from edda.journal.codec import decode_json
-from edda.journal.store import (
-    InstanceFilter,
-    get_instance_row,
-    list_instance_rows,
-    read_raw_journal,
-)
+from edda.journal.store import InstanceFilter
 
 if TYPE_CHECKING:
-    from edda.journal.database import Database
+    from edda.journal.stores import JournalStore
 
 STATUSES = (
     "running", "completed", "failed", "waiting_for_event", "waiting_for_timer",
@@ -72,9 +67,9 @@ def instance_dict(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def get_instance(db: Database, instance_id: str) -> dict[str, Any] | None:
+async def get_instance(store: JournalStore, instance_id: str) -> dict[str, Any] | None:
     """One instance, or None if there is none with that id."""
-    row = await get_instance_row(db, instance_id)
+    row = await store.row(instance_id, patient=False)
     return None if row is None else instance_dict(row)
 
 
@@ -130,9 +125,9 @@ def _history_item(instance_id: str, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def get_history(db: Database, instance_id: str) -> list[dict[str, Any]]:
+async def get_history(store: JournalStore, instance_id: str) -> list[dict[str, Any]]:
     """The journal of an instance in journal order, in Edda's history shape."""
-    return [_history_item(instance_id, row) for row in await read_raw_journal(db, instance_id)]
+    return [_history_item(instance_id, row) for row in await store.raw_records(instance_id)]
 
 
 def _epoch(value: datetime | None, name: str) -> float | None:
@@ -156,7 +151,7 @@ def _parse_token(token: str) -> tuple[float, str]:
 
 
 async def find_instances(
-    db: Database,
+    store: JournalStore,
     *,
     input_filters: dict[str, Any] | None = None,
     status: str | None = None,
@@ -184,7 +179,7 @@ async def find_instances(
         input_filters=input_filters,
     )
     after = None if page_token is None else _parse_token(page_token)
-    rows = await list_instance_rows(db, where, limit=limit, after=after)
+    rows = await store.list_rows(where, limit=limit, after=after)
     has_more = len(rows) > limit
     rows = rows[:limit]
     token = f"{rows[-1]['started_at']!r}||{rows[-1]['instance_id']}" if has_more else None

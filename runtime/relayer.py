@@ -28,23 +28,19 @@ import logging
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from edda.actors.tasks import cancel_and_wait
 from edda.journal.database import Database
-from edda.journal.outbox import OutboxRow, Settled, claim_due, delete_published, next_due, settle
+from edda.journal.outbox import OutboxRow, Settled, SqlOutboxStore
 from edda.runtime.timers import check_seconds
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from sqlalchemy import Connection
-
+    from edda.journal.stores import OutboxStore
     from edda.runtime.app import EddaApp
 
-T = TypeVar("T")
 log = logging.getLogger("edda.outbox")
 
 _CLEANUP_EVERY_S = 3600.0
@@ -130,6 +126,7 @@ class OutboxRelayer:
         self.max_age_seconds = (None if max_age_hours is None
                                 else check_seconds(max_age_hours, "max_age_hours") * 3600)
         self._storage = storage
+        self._own_store: OutboxStore | None = None
         self.broker_url = broker_url
         self.max_retries = max_retries
         self.batch_size = batch_size
@@ -172,8 +169,7 @@ class OutboxRelayer:
         # Long enough for every POST of the batch to time out, a wave at a time.
         waves = -(-self.batch_size // self.max_in_flight)
         claim_seconds = self.request_timeout * waves + 5.0
-        rows = await self._write(claim_due(self.relayer_id, self.batch_size, claim_seconds,
-                                           dialect=self._database().dialect))
+        rows = await self._outbox().claim(self.relayer_id, self.batch_size, claim_seconds)
         if not rows:
             return 0
         slots = asyncio.Semaphore(self.max_in_flight)
@@ -183,13 +179,13 @@ class OutboxRelayer:
                 return await self._send(row)
 
         outcomes = await asyncio.gather(*(send(row) for row in rows))
-        await self._write(settle(self.relayer_id, list(outcomes)))
+        await self._outbox().settle(self.relayer_id, list(outcomes))
         return len(rows)
 
     async def cleanup(self) -> int:
         """Delete published events older than the retention period; returns how many."""
         self._last_cleanup = time.monotonic()
-        return await self._write(delete_published(time.time() - self.retention_seconds))
+        return await self._outbox().delete_published(time.time() - self.retention_seconds)
 
     async def _send(self, row: OutboxRow) -> Settled:
         if self.max_age_seconds is not None and time.time() - row.created_at > self.max_age_seconds:
@@ -245,7 +241,7 @@ class OutboxRelayer:
                     await self.cleanup()
                 if await self.relay_once() >= self.batch_size:
                     continue  # more may be due at once
-                due = await self._database().query(next_due)
+                due = await self._outbox().next_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -261,12 +257,10 @@ class OutboxRelayer:
                 except TimeoutError:
                     pass
 
-    def _database(self) -> Database:
+    def _outbox(self) -> OutboxStore:
         storage = self._storage
-        return storage if isinstance(storage, Database) else storage.database
-
-    async def _write(self, job: Callable[[Connection], T]) -> T:
-        storage = self._storage
-        if not isinstance(storage, Database) and storage._writer is not None:
-            return await storage._writer.run(job)  # shares the app's group commit
-        return await self._database().write(job)
+        if isinstance(storage, Database):
+            if self._own_store is None:
+                self._own_store = SqlOutboxStore(storage, None)
+            return self._own_store
+        return storage.stores.outbox  # shares the app's group commit

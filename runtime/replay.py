@@ -41,7 +41,7 @@ from edda.journal.entries import (
     WorkflowStarted,
 )
 from edda.journal.group_commit import InstanceChange
-from edda.journal.waits import end_all_waits
+from edda.journal.waits import EndAllWaits
 from edda.runtime.context import Recurred, WorkflowContext
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.hooks import fire
@@ -58,6 +58,7 @@ from edda.runtime.serialization import (
 if TYPE_CHECKING:
     from edda.journal.database import Database
     from edda.journal.store import Record
+    from edda.journal.stores import Stores
     from edda.runtime.registry import Registry
     from edda.runtime.retry import RetryPolicy
     from edda.runtime.workflow import Workflow
@@ -158,6 +159,8 @@ class InstanceRun:
     index: ReplayIndex
     default_retry_policy: RetryPolicy | None
     host: RunHost
+    #: The node's stores, and its database (for the engine of ``ctx.session``).
+    stores: Stores
     db: Database
     started_at: float
     #: The workflow being run and the node's registry (compensations, recur).
@@ -187,6 +190,7 @@ async def run_workflow(
     hooks: Any,
     default_retry_policy: RetryPolicy | None,
     host: RunHost,
+    stores: Stores,
     db: Database,
     registry: Registry,
     service_name: str | None = None,
@@ -207,7 +211,8 @@ async def run_workflow(
     if finished is not None:
         return finished
     run = InstanceRun(actor, ReplayIndex(actor.instance_id, actor.records), default_retry_policy,
-                      host, db, actor.records[0].created_at, wf, registry, service_name)
+                      host, stores, db, actor.records[0].created_at, wf, registry,
+                      service_name)
     run.compensations = registered_compensations(actor.records)
     run.cancel = cancel
     ctx = WorkflowContext(run, worker_id=worker_id, hooks=hooks)
@@ -252,7 +257,7 @@ async def run_workflow(
         await actor.append(
             WorkflowCompleted(result=stored),
             InstanceChange(status="completed", output=encode_json({"result": stored})),
-            effects=end_all_waits(actor.instance_id),
+            effects=(EndAllWaits(actor.instance_id),),
         )
         await fire(hooks, "on_workflow_complete", actor.instance_id, wf.name, result)
         return Outcome(result=result)

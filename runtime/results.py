@@ -14,19 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 from edda.journal.codec import decode_json
 from edda.journal.entries import WorkflowCancelled, WorkflowFailed, WorkflowRecurred
-from edda.journal.store import get_instance_row, last_record
 from edda.runtime.saga import Outcome, cancelled_error
 from edda.runtime.serialization import rebuild_error, restore, type_hints
 
 if TYPE_CHECKING:
-    from edda.journal.database import Database
+    from edda.journal.stores import JournalStore
     from edda.runtime.instances import InstanceRunner
     from edda.runtime.registry import Registry
 
 _ENDED = ("completed", "failed", "cancelled", "recurred")
 
 
-async def stored_outcome(db: Database, registry: Registry, instance_id: str
+async def stored_outcome(store: JournalStore, registry: Registry, instance_id: str
                          ) -> Outcome | str | None:
     """How a stored instance ended: its outcome, the id it recurred as, or None
     while it has not ended.
@@ -34,7 +33,7 @@ async def stored_outcome(db: Database, registry: Registry, instance_id: str
     Raises:
         LookupError: If there is no such instance.
     """
-    row = await get_instance_row(db, instance_id)
+    row = await store.row(instance_id)
     if row is None:
         raise LookupError(f"no workflow instance {instance_id!r}")
     if row["status"] not in _ENDED:
@@ -46,7 +45,7 @@ async def stored_outcome(db: Database, registry: Registry, instance_id: str
         if wf is not None:
             result = restore(result, type_hints(wf.func).get("return"))
         return Outcome(result=result)
-    record = await db.query(lambda conn: last_record(conn, instance_id))
+    record = await store.last_record(instance_id)
     entry = None if record is None else record.entry
     match entry:
         case WorkflowRecurred():
@@ -59,13 +58,13 @@ async def stored_outcome(db: Database, registry: Registry, instance_id: str
                        "not end with it")
 
 
-async def _outcome(runner: InstanceRunner, db: Database, registry: Registry,
+async def _outcome(runner: InstanceRunner, store: JournalStore, registry: Registry,
                    instance_id: str, recheck: float) -> Outcome | str:
     """The outcome of one instance (or the id it recurred as), once it has ended."""
     watcher = runner.watch(instance_id)  # before the read: an end in between is not missed
     try:
         while True:
-            found = await stored_outcome(db, registry, instance_id)
+            found = await stored_outcome(store, registry, instance_id)
             if found is not None:
                 return found
             done, _ = await asyncio.wait({watcher}, timeout=recheck)
@@ -77,13 +76,13 @@ async def _outcome(runner: InstanceRunner, db: Database, registry: Registry,
         runner.unwatch(instance_id, watcher)
 
 
-async def wait_result(runner: InstanceRunner, db: Database, registry: Registry,
+async def wait_result(runner: InstanceRunner, store: JournalStore, registry: Registry,
                       instance_id: str, *, recheck: float) -> Any:
     """The instance's result once it ends (following ``recur`` to the newest
     instance), or its failure raised."""
     current = instance_id
     while True:
-        outcome = await _outcome(runner, db, registry, current, recheck)
+        outcome = await _outcome(runner, store, registry, current, recheck)
         if isinstance(outcome, str):
             current = outcome
             continue

@@ -27,7 +27,7 @@ from edda.journal.entries import (
     WorkflowFailed,
 )
 from edda.journal.group_commit import InstanceChange
-from edda.journal.waits import end_all_waits
+from edda.journal.waits import EndAllWaits
 from edda.runtime.compensation import run_one
 from edda.runtime.errors import WorkflowCancelledException
 from edda.runtime.hooks import fire
@@ -133,7 +133,7 @@ class Saga:
         await actor.append(
             WorkflowFailed(error=info, failed_compensations=failed),
             InstanceChange(status="failed", output=failure_output(info, failed)),
-            effects=end_all_waits(actor.instance_id),
+            effects=(EndAllWaits(actor.instance_id),),
         )
         await fire(self._hooks, "on_workflow_failed", actor.instance_id, self._name, error)
         return Outcome(error=error)
@@ -148,7 +148,7 @@ class Saga:
                 WorkflowCancelling(cancelled_by=request.by, cancelled_at=request.at,
                                    previous_status=request.previous_status),
                 InstanceChange(status="compensating") if self._pending() else None,
-                effects=end_all_waits(actor.instance_id),
+                effects=(EndAllWaits(actor.instance_id),),
             )
         failed = await self._compensate()
         await actor.append(
@@ -157,7 +157,7 @@ class Saga:
                               failed_compensations=failed),
             InstanceChange(status="cancelled",
                            output=encode_json(cancel_output(request, failed))),
-            effects=end_all_waits(actor.instance_id),
+            effects=(EndAllWaits(actor.instance_id),),
         )
         await fire(self._hooks, "on_workflow_cancelled", actor.instance_id, self._name)
         return Outcome(error=cancelled_error(actor.instance_id, request.by))

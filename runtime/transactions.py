@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edda.journal.entries import TransactionCommitted
-from edda.journal.outbox import insert_rows
+from edda.journal.outbox import InsertOutbox
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from edda.actors.workflow_actor import WorkflowActor
     from edda.journal.entries import Entry
     from edda.journal.group_commit import InstanceChange
+    from edda.journal.writes import Effect
     from edda.runtime.context import WorkflowContext
 
 log = logging.getLogger("edda.transactions")
@@ -96,11 +97,11 @@ class Transaction:
     def event_ids(self) -> list[str]:
         return [str(row["event_id"]) for row in self.events]
 
-    def outbox_effect(self) -> Callable[[Connection], None] | None:
-        """The write that stores the queued outbox rows, or None if there are none."""
+    def outbox_effects(self) -> tuple[Effect, ...]:
+        """The write that stores the queued outbox rows, if there are any."""
         if not self.events or self.replaying:
-            return None
-        return insert_rows(list(self.events))
+            return ()
+        return (InsertOutbox(list(self.events)),)
 
     def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._callbacks.append(callback)
@@ -140,7 +141,7 @@ class Transaction:
         one it goes through group commit: awaited with ``wait``, else submitted (the
         workflow goes on while it commits; post-commit work runs once it has).
         """
-        effects = self.outbox_effect()
+        effects = self.outbox_effects()
         if self.uses_session:
             await actor.append_in(self.commit, entry, change, effects=effects)
         elif wait:

@@ -28,14 +28,13 @@ from edda.journal.entries import (
     WaitTimedOut,
 )
 from edda.journal.group_commit import InstanceChange
-from edda.journal.waits import add_wait, end_wait, release_instance
+from edda.journal.waits import AddWait, EndWait
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from edda.journal.cancel import CancelRequest
     from edda.journal.entries import CallEntry
-    from edda.journal.group_commit import GroupCommitWriter
+    from edda.journal.stores import LeaseStore
+    from edda.journal.writes import Effect
     from edda.runtime.context import WorkflowContext
     from edda.runtime.replay import InstanceRun
 
@@ -47,7 +46,7 @@ class Delivery:
     transaction must change (mark an event delivered, consume a message)."""
 
     make_entry: Callable[[str, int], CallEntry]
-    effect: Callable[[Connection], None] | None = None
+    effects: tuple[Effect, ...] = ()
 
 
 Poll = Callable[[], Awaitable[Delivery | None]]
@@ -93,7 +92,7 @@ async def durable_wait(
             WaitStarted(position=position, call=call, operation=operation, wait_type=wait_type,
                         key=key, deadline=until),
             InstanceChange(status=status, current_activity_id=position),
-            effects=add_wait(actor.instance_id, position, wait_type, key, until),
+            effects=(AddWait(actor.instance_id, position, wait_type, key, until),),
         )
     wake = asyncio.Event()
     run.wakes.add(wake)
@@ -148,32 +147,24 @@ async def _attempt(run: InstanceRun, position: str, call: int, take: Take | None
     if found is None:
         return None
     entry = found.make_entry(position, call)
-    await _resolve(run, entry, position, found.effect, waiting=waiting)
+    await _resolve(run, entry, position, found.effects, waiting=waiting)
     return entry
 
 
 def resolution(
-    run: InstanceRun, position: str, effect: Callable[[Connection], None] | None, *,
-    waiting: bool,
-) -> tuple[InstanceChange | None, Callable[[Connection], None] | None]:
+    run: InstanceRun, position: str, effects: tuple[Effect, ...], *, waiting: bool,
+) -> tuple[InstanceChange | None, tuple[Effect, ...]]:
     """What journaling a wait's outcome changes besides its entry: with a wait on,
     its row goes and the instance runs again (unless another of its waits is pending)."""
     if not waiting:
-        return None, effect
-    ended = end_wait(run.actor.instance_id, position)
-
-    def effects(conn: Connection) -> None:
-        ended(conn)
-        if effect is not None:
-            effect(conn)
-
-    return InstanceChange(status="running" if run.waiting <= 1 else None), effects
+        return None, effects
+    return (InstanceChange(status="running" if run.waiting <= 1 else None),
+            (EndWait(run.actor.instance_id, position), *effects))
 
 
 async def _resolve(run: InstanceRun, entry: CallEntry, position: str,
-                   effect: Callable[[Connection], None] | None = None, *,
-                   waiting: bool = True) -> None:
-    change, effects = resolution(run, position, effect, waiting=waiting)
+                   effects: tuple[Effect, ...] = (), *, waiting: bool = True) -> None:
+    change, effects = resolution(run, position, effects, waiting=waiting)
     # Not waited for: the workflow computes on while it commits (see WorkflowActor.submit).
     run.actor.submit(entry, change, effects=effects)
 
@@ -188,7 +179,7 @@ class Waits:
 
     def __init__(
         self,
-        writer: Callable[[], GroupCommitWriter],
+        leases: Callable[[], LeaseStore],
         node_id: str,
         *,
         idle_seconds: float,
@@ -197,7 +188,7 @@ class Waits:
         after_passivation: Callable[[str, bool], Awaitable[None]],
         notify: Callable[[str], Awaitable[None]],
     ) -> None:
-        self._writer = writer
+        self._leases = leases
         self._node_id = node_id
         self.idle_seconds = idle_seconds
         self._on_suspended = on_suspended
@@ -294,13 +285,12 @@ class Waits:
         if self.runs.get(instance_id) is not run or not _idle(run):
             return
         try:
-            outcome = await self._writer().run(
-                release_instance(instance_id, self._node_id, run.actor.epoch))
+            outcome = await self._leases().release(instance_id, self._node_id, run.actor.epoch)
             if not outcome.released:
                 return
             await self._stop_actor(instance_id)
             self.passivated += 1
-            await self._after_passivation(instance_id, outcome.event_pending)
+            await self._after_passivation(instance_id, outcome.pending)
         except Exception:
             # Staying resident is always safe; the sweep covers a missed wake-up.
             log.warning("passivating %s failed", instance_id, exc_info=True)

@@ -16,9 +16,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from edda.journal import schema
-from edda.journal.channels import insert_message, new_message_id
+from edda.journal.channels import StoreMessage, new_message_id
 from edda.journal.database import Database
 from edda.journal.migrations import migrate
+from edda.journal.writes import apply_all
 
 CHILD = Path(__file__).parent / "support" / "channel_child.py"
 JOBS = 2000
@@ -60,11 +61,8 @@ async def _queue_jobs(db_url: str) -> None:
     try:
         await migrate(db)
 
-        def insert_all(conn: sa.Connection) -> None:
-            for n in range(JOBS):
-                insert_message(new_message_id(), "jobs", {"n": n}, None, {}, None)(conn)
-
-        await db.write(insert_all)
+        await apply_all(db, [StoreMessage(new_message_id(), "jobs", {"n": n}, None, {}, None)
+                             for n in range(JOBS)])
     finally:
         await db.dispose()
 

@@ -21,7 +21,7 @@ from edda.journal.entries import (
     CompensationsStarted,
     WorkflowCompleted,
 )
-from edda.journal.store import InstanceFilter, list_instance_rows, read_journal
+from edda.journal.store import InstanceFilter, SqlJournalStore, read_journal
 from tests.support.processes import kill_at_line
 
 CHILD = Path(__file__).parent / "support" / "crash_child.py"
@@ -63,7 +63,7 @@ def _runs(side_db: Path) -> list[tuple[int, int]]:
 async def _stored_run(db_url: str) -> tuple[str, list[Any]]:
     db = Database.open(db_url)
     try:
-        rows = await list_instance_rows(db, InstanceFilter(workflow_name="ten_steps"),
+        rows = await SqlJournalStore(db, None).list_rows(InstanceFilter(workflow_name="ten_steps"),
                                         limit=10, after=None)
         assert len(rows) == 1
         return rows[0]["status"], await read_journal(db, rows[0]["instance_id"])
@@ -122,7 +122,7 @@ def test_sigkill_while_sleeping_and_while_waiting_for_an_event(
     async def stored() -> tuple[str, list[str]]:
         db = Database.open(db_url)
         try:
-            rows = await list_instance_rows(db, InstanceFilter(workflow_name="wait_steps"),
+            rows = await SqlJournalStore(db, None).list_rows(InstanceFilter(workflow_name="wait_steps"),
                                             limit=10, after=None)
             records = await read_journal(db, rows[0]["instance_id"])
             return rows[0]["output"], [type(r.entry).__name__ for r in records]
@@ -160,7 +160,7 @@ def test_sigkill_while_compensating_resumes_without_redoing(db_url: str, tmp_pat
     async def journal() -> list[Any]:
         db = Database.open(db_url)
         try:
-            rows = await list_instance_rows(db, InstanceFilter(workflow_name="saga_steps"),
+            rows = await SqlJournalStore(db, None).list_rows(InstanceFilter(workflow_name="saga_steps"),
                                             limit=10, after=None)
             assert len(rows) == 1 and rows[0]["status"] == "failed"
             return await read_journal(db, rows[0]["instance_id"])

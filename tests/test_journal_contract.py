@@ -13,10 +13,11 @@ from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, WorkflowStarted, kind_of
 from edda.journal.errors import EarlierWriteFailed, FencedError, JournalConflictError
-from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange
+from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Take
+from edda.journal.leases import ClaimOrphans, RegisterNode, RemoveNodes
 from edda.journal.migrations import LATEST_VERSION, current_version, migrate
-from edda.journal.nodes import claim_orphans, register_node, remove_nodes
-from edda.journal.store import get_instance_row, read_journal
+from edda.journal.store import SqlJournalStore, read_journal
+from edda.journal.writes import Write
 
 pytestmark = pytest.mark.anyio
 NODE = "node-a"
@@ -34,9 +35,14 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 async def writer(db: Database) -> AsyncIterator[GroupCommitWriter]:
     w = GroupCommitWriter(db, NODE)
     w.start()
-    await w.run(register_node(NODE, "svc", "host", 1, "", 60))
+    await w.run(RegisterNode(NODE, "svc", "host", 1, "", 60))
     yield w
     await w.aclose()
+
+
+class FindsNothing(Take, frozen=True, kw_only=True):
+    def find(self, conn: object, ctx: object) -> None:
+        return None
 
 
 def start_op(instance_id: str, *, owner: str = NODE, epoch: int = 1) -> Append:
@@ -91,7 +97,7 @@ async def test_append_and_read_back_in_order(db: Database, writer: GroupCommitWr
     assert [r.seq for r in records] == list(range(6))
     assert isinstance(records[0].entry, WorkflowStarted)
     assert [r.entry.result for r in records[1:]] == [{"n": n} for n in range(1, 6)]  # type: ignore[union-attr]
-    row = await get_instance_row(db, "i1")
+    row = await SqlJournalStore(db, None).row("i1")
     assert row is not None and row["current_activity_id"] == "a:5"
 
 
@@ -112,9 +118,9 @@ async def test_fenced_node_cannot_append(db: Database, writer: GroupCommitWriter
     other = GroupCommitWriter(db, "node-b")
     other.start()
     try:
-        await other.run(remove_nodes([NODE]))
-        await other.run(register_node("node-b", "svc", "host", 2, "", 60))
-        claimed = await other.run(claim_orphans("node-b", ["wf"], 10))
+        await other.run(RemoveNodes([NODE]))
+        await other.run(RegisterNode("node-b", "svc", "host", 2, "", 60))
+        claimed = await other.run(ClaimOrphans("node-b", ["wf"], 10))
         assert [(c.instance_id, c.epoch) for c in claimed] == [("i3", 2)]
         with pytest.raises(FencedError):
             await writer.append(step("i3", 1, epoch=1))
@@ -123,13 +129,13 @@ async def test_fenced_node_cannot_append(db: Database, writer: GroupCommitWriter
         await other.aclose()
     records = await read_journal(db, "i3")
     assert len(records) == 2
-    row = await get_instance_row(db, "i3")
+    row = await SqlJournalStore(db, None).row("i3")
     assert row is not None and (row["owner_node"], row["epoch"]) == ("node-b", 2)
 
 
 async def test_claim_skips_instances_of_live_nodes(db: Database, writer: GroupCommitWriter) -> None:
     await writer.append(start_op("i4"))
-    assert await writer.run(claim_orphans("node-b", ["wf"], 10)) == []
+    assert await writer.run(ClaimOrphans("node-b", ["wf"], 10)) == []
 
 
 async def test_concurrent_appends_share_batches(db: Database, writer: GroupCommitWriter) -> None:
@@ -149,7 +155,7 @@ async def test_projection_change_applies_status_and_output(
     op = step("i5", 1)
     op.change = InstanceChange(status="completed", output=encode_json({"result": 7}))
     await writer.append(op)
-    row = await get_instance_row(db, "i5")
+    row = await SqlJournalStore(db, None).row("i5")
     assert row is not None
     assert (row["status"], row["output"]) == ("completed", '{"result":7}')
 
@@ -157,11 +163,12 @@ async def test_projection_change_applies_status_and_output(
 async def test_writer_job_errors_reach_only_their_caller(
     db: Database, writer: GroupCommitWriter
 ) -> None:
-    def boom(conn: object) -> None:
-        raise RuntimeError("job failed")
+    class Boom(Write[None], frozen=True):
+        def apply(self, conn: object, ctx: object) -> None:
+            raise RuntimeError("job failed")
 
     results = await asyncio.gather(
-        writer.run(boom), writer.append(start_op("i6")), return_exceptions=True
+        writer.run(Boom()), writer.append(start_op("i6")), return_exceptions=True
     )
     assert isinstance(results[0], RuntimeError) and results[1] is None
     assert len(await read_journal(db, "i6")) == 1
@@ -179,7 +186,7 @@ async def test_a_write_after_a_failed_one_is_refused(db: Database, writer: Group
     assert isinstance(results[0], JournalConflictError)
     assert isinstance(results[1], EarlierWriteFailed)
     # A later batch, and a take job: refused as well, and nothing is written.
-    taken = writer.take_and_append("i7", 2, 1, lambda conn: None, after=failed)
+    taken = writer.run(FindsNothing(instance_id="i7", seq=2, epoch=1), after=failed)
     with pytest.raises(EarlierWriteFailed):
         await taken
     with pytest.raises(EarlierWriteFailed):

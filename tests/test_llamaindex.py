@@ -33,7 +33,7 @@ from edda.integrations.llamaindex import (
 )
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, ActivityFailed
-from edda.journal.store import InstanceFilter, list_instance_rows, read_journal
+from edda.journal.store import InstanceFilter, SqlJournalStore, read_journal
 from tests.support.gates import Gate, finished, interrupt_and_restart
 from tests.support.processes import kill_at_line
 
@@ -700,7 +700,7 @@ def test_sigkill_after_step_2_of_4_resumes_without_rerunning(db_url: str, tmp_pa
 async def _completed_positions(db_url: str) -> list[str]:
     db = Database.open(db_url)
     try:
-        (row,) = await list_instance_rows(db, InstanceFilter(workflow_name="shipping"),
+        (row,) = await SqlJournalStore(db, None).list_rows(InstanceFilter(workflow_name="shipping"),
                                           limit=10, after=None)
         return [r.entry.position for r in await read_journal(db, row["instance_id"])
                 if isinstance(r.entry, ActivityCompleted)]

@@ -18,6 +18,7 @@ from edda.actors.workflow_actor import WorkflowActor, WriteLost
 from edda.journal.entries import ActivityCompleted, kind_of
 from edda.journal.migrations import LATEST_VERSION
 from edda.journal.store import read_journal
+from edda.journal.writes import Write
 from tests.support.gates import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -27,11 +28,20 @@ MakeApp = Callable[..., EddaApp]
 HELD: dict[str, object] = {}
 
 
+class HoldWriter(Write[None], frozen=True):
+    """A write that blocks the writer's thread until ``gate`` opens."""
+
+    gate: threading.Event
+
+    def apply(self, conn: object, ctx: object) -> None:
+        self.gate.wait(30)
+
+
 def _hold_writer(app: EddaApp, gate: threading.Event) -> None:
     """Queue a writer job that blocks the writer's thread until ``gate`` opens."""
     writer = app._writer
     assert writer is not None
-    HELD["blocker"] = writer.run(lambda conn: gate.wait(30))
+    HELD["blocker"] = writer.run(HoldWriter(gate))
 
 
 @activity

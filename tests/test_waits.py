@@ -22,7 +22,7 @@ from edda import (
     wait_event,
     workflow,
 )
-from edda.journal.store import get_instance_row
+from edda.journal.writes import apply_all
 from tests.support.gates import finished, wait_until
 from tests.test_workflows import add
 
@@ -242,7 +242,7 @@ async def test_passivated_instance_holds_no_owner_and_wakes_on_event(
     iid = await pay_waiter.start()
 
     async def passivated() -> bool:
-        row = await get_instance_row(app.database, iid)
+        row = await app.stores.journal.row(iid)
         return row is not None and row["owner_node"] is None and iid not in app.waits.runs
 
     await wait_until(passivated, "the waiting instance to be passivated")
@@ -327,22 +327,22 @@ async def test_binary_event_data_round_trips(sqlite_url: str, make_app: MakeApp)
 async def test_sweep_delivers_an_event_whose_wake_up_was_lost(
     sqlite_url: str, make_app: MakeApp
 ) -> None:
-    from edda.journal.waits import insert_event
+    from edda.journal.waits import StoreEvent
 
     app = make_app(sqlite_url, idle_seconds=0.05)
     await app.initialize()
     iid = await pay_waiter.start()
 
     async def passivated() -> bool:
-        row = await get_instance_row(app.database, iid)
+        row = await app.stores.journal.row(iid)
         return row is not None and row["owner_node"] is None
 
     await wait_until(passivated, "the waiting instance to be passivated")
     # Store an event the way handle_cloudevent does, but lose its wake-up message.
-    assert app._writer is not None and app._recovery is not None
-    await app._writer.run(insert_event("payment.done", {"type": "payment.done",
-                                                        "source": "lost", "data": {"n": 1}},
-                                       None, None))
+    assert app._recovery is not None
+    await apply_all(app.database, [StoreEvent("payment.done", {"type": "payment.done",
+                                                               "source": "lost", "data": {"n": 1}},
+                                              None, None)])
     assert await _status(app, iid) == "waiting_for_message"
     await app._recovery.sweep()
     assert (await finished(app, iid))["output_data"]["result"]["data"] == {"n": 1}

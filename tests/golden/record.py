@@ -20,7 +20,6 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from edda import EddaApp
-from edda.journal.store import read_raw_journal
 from tests.golden.workflows import golden_order
 
 
@@ -29,7 +28,7 @@ async def record() -> None:
         app = EddaApp("golden", f"sqlite:///{tmp}/g.db")
         async with app:
             iid = await golden_order.start(skus=["abc", "de", "fghij"])
-            rows = await read_raw_journal(app.database, iid)
+            rows = await app.stores.journal.raw_records(iid)
             result = (await app.get_instance(iid))["output_data"]["result"]  # type: ignore[index]
     journal = [{"seq": r["seq"], "kind": r["kind"], "body": json.loads(r["body"])}
                for r in rows[:-2]]
