@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from edda.actors.leases import NodeLease, process_alive
-from edda.actors.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection
 
+    from anyio.abc import TaskStatus
+
+    from edda.journal.clock import Clock
     from edda.journal.leases import Claimed
     from edda.journal.stores import Stores
 
@@ -28,7 +29,9 @@ log = logging.getLogger("edda.recovery")
 
 
 class Recovery:
-    """The claim-and-activate sweep of one node."""
+    """The claim-and-activate sweep of one node: its "recovery sweep" service."""
+
+    name = "recovery sweep"
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class Recovery:
         is_running: Callable[[str], bool],
         *,
         interval: float,
+        clock: Clock,
         wake: Callable[[str], Awaitable[None]] | None = None,
         on_freed: Callable[[], None] | None = None,
         cancels: Callable[[], Awaitable[None]] | None = None,
@@ -55,9 +59,10 @@ class Recovery:
         self._cancels = cancels
         self.retention_seconds = retention_seconds
         self.interval = interval
+        self._clock = clock
         self.batch = batch
         self._reported: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._nudge = asyncio.Event()
 
     async def dead_nodes(self) -> list[str]:
         """Ids of other nodes whose lease expired or whose local process is gone."""
@@ -106,7 +111,7 @@ class Recovery:
         if self._cancels is not None:
             await self._cancels()  # cancels committed but not yet handed to a run
         if self.retention_seconds is not None:
-            cutoff = time.time() - self.retention_seconds
+            cutoff = self._clock.now() - self.retention_seconds
             await self._stores.waits.purge_events(cutoff)
             await self._stores.channels.purge_messages(cutoff)
         return claimed
@@ -133,21 +138,27 @@ class Recovery:
                 instance_id, name,
             )
 
-    def start(self) -> None:
-        """Run the sweep every ``interval`` seconds in the background."""
-        self._task = asyncio.create_task(self._loop(), name="edda-recovery")
+    def sweep_soon(self) -> None:
+        """Run the next sweep now rather than at the end of the interval."""
+        self._nudge.set()
 
-    async def _loop(self) -> None:
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Sweep once (a starting node resumes what it finds), report ready, then
+        sweep every ``interval`` seconds until cancelled."""
+        await self.sweep()
+        task_status.started()
         while True:
-            await asyncio.sleep(self.interval)
+            handle = self._clock.call_at(self._clock.now() + self.interval, self._nudge.set)
+            try:
+                await self._nudge.wait()
+            finally:
+                handle.cancel()
+            self._nudge.clear()
             try:
                 await self.sweep()
             except Exception:
                 log.warning("recovery sweep failed; trying again in %.0fs", self.interval,
                             exc_info=True)
 
-    async def stop(self) -> None:
-        """Stop the background sweep."""
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+    async def drain(self) -> None:
+        """Nothing to finish: a sweep cut short is done again by the next one."""

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
-
-from edda.actors.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
+    from anyio.abc import TaskStatus
+
+    from edda.journal.clock import Clock
     from edda.journal.leases import Claimed
     from edda.journal.stores import LeaseStore
 
@@ -27,7 +27,9 @@ log = logging.getLogger("edda.timers")
 
 
 class TimerService:
-    """Claims and activates free instances whose waits are due."""
+    """Claims and activates free instances whose waits are due: the node's "timer service"."""
+
+    name = "timer service"
 
     def __init__(
         self,
@@ -36,6 +38,7 @@ class TimerService:
         workflow_names: Callable[[], Collection[str]],
         activate: Callable[[Claimed], None],
         *,
+        clock: Clock,
         max_sleep: float,
         batch: int = 500,
     ) -> None:
@@ -43,29 +46,21 @@ class TimerService:
         self._node_id = node_id
         self._names = workflow_names
         self._activate = activate
+        self._clock = clock
         self.max_sleep = max_sleep
         self.batch = batch
         self._nudge = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.fired = 0
 
     def nudge(self) -> None:
         """Recompute the next deadline now."""
         self._nudge.set()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="edda-timers")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
-
     async def run_once(self) -> float | None:
         """Activate everything due; returns the next free deadline (or None)."""
         while True:
             claimed = await self._leases.claim_due(self._node_id, list(self._names()),
-                                                   time.time(), self.batch)
+                                                   self._clock.now(), self.batch)
             for item in claimed:
                 self._activate(item)
             self.fired += len(claimed)
@@ -74,7 +69,9 @@ class TimerService:
         names = list(self._names())
         return await self._leases.next_free_deadline(names)
 
-    async def _loop(self) -> None:
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Serve until cancelled: sleep until the next due deadline or a nudge."""
+        task_status.started()
         while True:
             self._nudge.clear()
             try:
@@ -82,11 +79,15 @@ class TimerService:
             except Exception:
                 log.warning("timer service pass failed; retrying", exc_info=True)
                 deadline = None
-            delay = self.max_sleep if deadline is None else deadline - time.time()
-            delay = min(max(delay, 0.0), self.max_sleep)
-            if delay > 0:
+            now = self._clock.now()
+            wake_at = now + self.max_sleep if deadline is None else min(deadline,
+                                                                        now + self.max_sleep)
+            if wake_at > now:
+                handle = self._clock.call_at(wake_at, self._nudge.set)
                 try:
-                    async with asyncio.timeout(delay):  # not wait_for: see runtime/waits.py
-                        await self._nudge.wait()
-                except TimeoutError:
-                    pass
+                    await self._nudge.wait()
+                finally:
+                    handle.cancel()
+
+    async def drain(self) -> None:
+        """Nothing to finish: a claim is one transaction."""

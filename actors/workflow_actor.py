@@ -86,7 +86,7 @@ class WorkflowActor:
         seq = self.next_seq
         self.next_seq += 1  # unused (a gap) when nothing is found; seqs only order entries
         op = msgspec.structs.replace(op, seq=seq, epoch=self.epoch)
-        future = self._writer.run(op, after=self._unsettled)
+        future = self._writer.submit(op, after=self._unsettled)
         taken: Taken | None = await self._wait(future)
         return taken
 

@@ -15,6 +15,8 @@ _checkout = _Path(__file__).resolve().parent.parent
 if not _Path(__file__).with_name("runtime").is_dir() and (_checkout / "runtime").is_dir():
     __path__.append(str(_checkout))
 
+from edda.actors.node import NodeFailedError as NodeFailedError
+from edda.actors.node import ServiceStartError as ServiceStartError
 from edda.runtime.activity import Activity as Activity
 from edda.runtime.activity import activity as activity
 from edda.runtime.app import EddaApp as EddaApp
@@ -67,12 +69,14 @@ __all__ = (
     "EventTimeoutError",
     "HooksBase",
     "InstanceTakenOverError",
+    "NodeFailedError",
     "NonDeterminismError",
     "NotSerializableError",
     "OutboxRelayer",
     "ReceivedEvent",
     "RetryExhaustedError",
     "RetryPolicy",
+    "ServiceStartError",
     "TerminalError",
     "Workflow",
     "WorkflowCancelledException",

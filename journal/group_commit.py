@@ -21,6 +21,8 @@ Writes are values (`edda.journal.writes.Write`), so a batch can be applied again
 - If a batch fails **for a reason of its own** (a seq already taken, a fenced
   append, a constraint), every write is tried alone so that one bad write fails
   only its own caller.
+- A batch, once taken, is written to the end even if the writer is cancelled
+  (the node stopping, a test killing it): its callers always get an answer.
 - Every batch also stamps this writer's row in ``edda_writer_marks``. When the
   connection drops while ``COMMIT`` is in flight the writer cannot know whether
   it committed; it reads the stamp back, and either hands out the results that
@@ -36,6 +38,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -54,6 +57,7 @@ from edda.journal.writes import Write, WriteContext
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from anyio.abc import TaskStatus
     from sqlalchemy import Connection
 
     from edda.journal.database import Database
@@ -169,7 +173,10 @@ _STOP = object()
 
 
 class GroupCommitWriter:
-    """The node's single journal writer."""
+    """The node's single journal writer: a node service (`run`), or standalone
+    (`start` / `aclose`) for tools and tests."""
+
+    name = "journal writer"
 
     def __init__(self, db: Database, node_id: str, *, max_batch: int = 1000,
                  now: Callable[[], float] = time.time) -> None:
@@ -179,6 +186,8 @@ class GroupCommitWriter:
         self._now = now
         self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._stopped = asyncio.Event()
         self._give_up_at: float | None = None
         self._outage_since: float | None = None
         self.batches = 0
@@ -186,25 +195,34 @@ class GroupCommitWriter:
         #: Attempts that failed because the database was unavailable.
         self.retries = 0
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Write batches until `drain` has written the last one (or until cancelled)."""
+        task_status.started()
+        await self._loop()
 
-    def start(self) -> None:
-        """Start the writer task on the running loop."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="edda-group-commit")
-
-    async def aclose(self, timeout: float = 10.0) -> None:
-        """Write everything already queued, then stop.
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Write everything already queued and take nothing more.
 
         While the database is unavailable this waits up to ``timeout`` seconds
         for it; writes still pending then fail with `DatabaseUnavailableError`.
         """
-        if self._task is None:
+        if self._closed:
             return
+        self._closed = True
         self._give_up_at = time.monotonic() + timeout
         self._queue.put_nowait(_STOP)
+        await self._stopped.wait()
+
+    def start(self) -> None:
+        """Run standalone, in a task of its own (tools and tests; a node uses `run`)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="edda-group-commit")
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop a writer started with `start`, after writing what is queued."""
+        if self._task is None:
+            return
+        await self.drain(timeout)
         await self._task
         self._task = None
 
@@ -220,8 +238,8 @@ class GroupCommitWriter:
         """
         return self._submit(op, after)
 
-    def run(self, op: Write[T], *, after: asyncio.Future[Any] | None = None
-            ) -> asyncio.Future[T]:
+    def submit(self, op: Write[T], *, after: asyncio.Future[Any] | None = None
+               ) -> asyncio.Future[T]:
         """Apply ``op`` in the next batch's transaction; resolves to its result once committed.
 
         A `Take` resolves to its `Taken` (or None); it fails with `FencedError`,
@@ -264,13 +282,20 @@ class GroupCommitWriter:
         return taken
 
     def _submit(self, op: Any, after: asyncio.Future[Any] | None = None) -> asyncio.Future[Any]:
-        if self._task is None or self._task.done():
-            raise RuntimeError("the journal writer is not running (app not initialised?)")
+        if self._closed:
+            raise RuntimeError("the journal writer has stopped (the app shut down)")
         pending = _Pending(op, after)
         self._queue.put_nowait(pending)
         return pending.future
 
     async def _loop(self) -> None:
+        try:
+            await self._batches()
+        finally:
+            if self._closed:
+                self._stopped.set()
+
+    async def _batches(self) -> None:
         stopping = False
         while not stopping:
             item = await self._queue.get()
@@ -288,7 +313,14 @@ class GroupCommitWriter:
                 assert isinstance(item, _Pending)
                 batch.append(item)
             if batch:
-                await self._flush(batch)
+                # Shielded: a batch once taken is answered, whatever cancels the writer.
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self._flush(batch)
+                    except Exception as exc:  # a bug: answer, then let the node know
+                        for pending in batch:
+                            _settle(pending.future, error=exc)
+                        raise
 
     async def _flush(self, batch: list[_Pending]) -> None:
         batch = _drop_orphans(batch)

@@ -190,7 +190,9 @@ class ClaimDue(Write[list[Claimed]], frozen=True):
 
 
 class ReleaseInstance(Write[Released], frozen=True):
-    """Give a waiting instance up (passivation), if this node still holds it at ``epoch``."""
+    """Give a waiting instance up (passivation), if this node still holds it at ``epoch``
+    and it still waits: a wait that ended meanwhile (its entry committed first) keeps
+    the instance where it is."""
 
     instance_id: str
     node_id: str
@@ -199,7 +201,8 @@ class ReleaseInstance(Write[Released], frozen=True):
     def apply(self, conn: Connection, ctx: WriteContext) -> Released:
         result = conn.execute(
             sa.update(_i).where(_i.c.instance_id == self.instance_id,
-                                _i.c.owner_node == self.node_id, _i.c.epoch == self.epoch)
+                                _i.c.owner_node == self.node_id, _i.c.epoch == self.epoch,
+                                _i.c.status.in_(schema.WAITING_STATUSES))
             .values(owner_node=None))
         if not result.rowcount:
             return Released(False, False)

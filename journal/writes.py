@@ -2,7 +2,7 @@
 
 Every change the runtime makes to the database is one of these values: an
 effect that rides with a journal entry (`Append.effects`), or a command of its
-own (`GroupCommitWriter.run`). A write is data, so when the writer has to try a
+own (`GroupCommitWriter.submit`). A write is data, so when the writer has to try a
 batch again after the database failed, it applies the same values again: its
 result reaches the caller only from the attempt that committed.
 """
@@ -73,4 +73,4 @@ class SqlStore:
     async def _write(self, op: Write[T]) -> T:
         if self._writer is None:
             return await write_alone(self._db, op)
-        return await self._writer.run(op)
+        return await self._writer.submit(op)

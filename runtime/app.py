@@ -12,21 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from edda.actors.leases import NodeLease
-from edda.actors.recovery import Recovery
-from edda.actors.tasks import cancel_and_wait
-from edda.actors.timers import TimerService
 from edda.journal.channels import StoreMessage, new_message_id
+from edda.journal.clock import SystemClock
 from edda.journal.codec import encode_json
 from edda.journal.database import Database
 from edda.journal.entries import WorkflowStarted
 from edda.journal.group_commit import Append, GroupCommitWriter
-from edda.journal.migrations import migrate
 from edda.journal.store import Record
 from edda.journal.stores import Stores, sql_stores
 from edda.journal.waits import StoreEvent
@@ -36,6 +31,7 @@ from edda.runtime.events import check_event_type, normalize_cloudevent
 from edda.runtime.hooks import fire
 from edda.runtime.http import HttpEdge
 from edda.runtime.instances import InstanceRunner
+from edda.runtime.node import Node
 from edda.runtime.registry import DEFAULT, Registry, app_started, app_stopped
 from edda.runtime.relayer import OutboxRelayer
 from edda.runtime.results import wait_result
@@ -47,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
     from types import TracebackType
 
+    from edda.journal.clock import Clock
     from edda.journal.writes import Effect
     from edda.runtime.hooks import WorkflowHooks
     from edda.runtime.http import Authorizer
@@ -88,6 +85,10 @@ class EddaApp:
             (``max_retries``, ``backoff_base``, ``request_timeout``, ...).
         workflows: The workflows this node runs. By default every workflow
             defined with ``@workflow`` in this process.
+        clock: Where timers and timestamps take the time from (tests pass
+            `edda.testing.MockClock`); the real time by default.
+        start_timeout: Seconds ``initialize()`` gives each node service (and the
+            database) to start before it fails naming the one that did not.
 
     The remaining parameters are Edda's, accepted so Edda code runs unchanged:
     the pool settings apply to PostgreSQL; the others are documented in
@@ -125,6 +126,8 @@ class EddaApp:
         authorize_events: bool = False,
         outbox_options: Mapping[str, Any] | None = None,
         workflows: Iterable[Workflow[..., Any]] | None = None,
+        clock: Clock | None = None,
+        start_timeout: float = 10.0,
     ) -> None:
         if not isinstance(service_name, str) or not service_name:
             raise ValueError("service_name must be a non-empty string")
@@ -142,6 +145,10 @@ class EddaApp:
         if idle_seconds < 0:
             raise ValueError("idle_seconds must not be negative")
         self.idle_seconds = idle_seconds
+        self.clock: Clock = clock or SystemClock()
+        if start_timeout <= 0:
+            raise ValueError("start_timeout must be positive")
+        self.start_timeout = start_timeout
         #: The workflows and compensations this node knows.
         self.registry = Registry(DEFAULT, workflows)
         self._max_batch = group_commit_max_batch
@@ -154,7 +161,6 @@ class EddaApp:
             OutboxRelayer(self, broker_url, **self._outbox_options)
         self._http = HttpEdge(self, max_body_bytes=max_body_bytes, authorize=authorize,
                               authorize_events=authorize_events)
-        self._background: set[asyncio.Task[Any]] = set()
         self.service_name = service_name
         self.db_url = db_url
         self.outbox_enabled = outbox_enabled
@@ -175,90 +181,73 @@ class EddaApp:
         self._own_transport = transport is None
         self.transport: Transport = transport or InProcTransport()
         self._initialized = False
+        self._node: Node | None = None
+        self._failure: BaseException | None = None
         self._writer: GroupCommitWriter | None = None
         self._stores: Stores | None = None
-        self._lease: NodeLease | None = None
-        self._recovery: Recovery | None = None
-        self._timers: TimerService | None = None
-        self._wake_task: asyncio.Task[None] | None = None
         self._runner = InstanceRunner(self, self.worker_id, service_name=service_name, hooks=hooks,
                                       default_retry_policy=default_retry_policy,
-                                      idle_seconds=idle_seconds)
+                                      idle_seconds=idle_seconds, clock=self.clock)
         self.supervisor = self._runner.supervisor
         self.waits = self._runner.waits
 
     # -- lifecycle -------------------------------------------------------------
 
     async def initialize(self) -> None:
-        """Migrate the schema, take the node lease and recover unfinished instances.
+        """Migrate the schema, start the node's services, take the node lease and
+        recover unfinished instances.
 
         Idempotent. After it returns, ``Workflow.start`` runs on this app.
+
+        Raises:
+            ServiceStartError: Naming what could not start within ``start_timeout``
+                (the database, the transport, ...) and why; nothing keeps running.
         """
         if self._initialized:
             return
-        await migrate(self._db)
-        await self._db.open_quick_reader()
-        self._writer = GroupCommitWriter(self._db, self.worker_id, max_batch=self._max_batch)
-        self._writer.start()
-        self._stores = stores = sql_stores(self._db, self._writer)
-        self._lease = NodeLease(stores.leases, self.worker_id, self.service_name,
-                                self.lease_seconds, self._lost_lease, self._regained_lease)
-        await self._lease.acquire()
-        names = lambda: self.registry.workflows().keys()  # noqa: E731
-        runner = self._runner
-        self._timers = TimerService(stores.leases, self.worker_id, names,
-                                    runner.activate_claimed, max_sleep=self.recovery_interval)
-        runner.bind(self._db, stores, self._writer, self._timers, self.transport)
-        ready = asyncio.Event()
-        self._wake_task = asyncio.create_task(runner.wake_loop(ready), name="edda-wake")
-        await ready.wait()
-        self._recovery = Recovery(
-            stores, self._lease, names, runner.activate_claimed, self.supervisor.is_running,
-            interval=self.recovery_interval, wake=self.wake, on_freed=self._timers.nudge,
-            cancels=runner.deliver_pending_cancels,
-            retention_seconds=self.message_retention_days * 86400.0,
-        )
+        node = Node(self)
+        try:
+            await node.start()
+        except BaseException:
+            await self._close_resources()
+            raise
+        self._node = node
+        self.outbox_relayer = node.relayer
+        self._stores = node.stores
+        self._writer = node.writer
+        self._failure = None
         self._initialized = True
         app_started(self)
-        await self._recovery.sweep()
-        self._recovery.start()
-        self._timers.start()
-        if self.outbox_enabled:
-            assert self.broker_url is not None
-            self.outbox_relayer = OutboxRelayer(self, self.broker_url, **self._outbox_options)
-            self.waits.on_outbox = self.outbox_relayer.wake
-            await self.outbox_relayer.start()
 
     async def shutdown(self) -> None:
         """Stop every actor and give this node's instances back; they resume on next start."""
-        if not self._initialized:
+        node = self._node
+        if node is None:
             return
         self._initialized = False
         app_stopped(self)
-        if self.outbox_relayer is not None:
-            self.waits.on_outbox = None
-            await self.outbox_relayer.stop()
-        for task in list(self._background):
-            await cancel_and_wait(task)
-        assert self._recovery is not None and self._lease is not None
-        assert self._writer is not None and self._timers is not None
-        await self._recovery.stop()
-        await self._timers.stop()
-        await self.supervisor.stop_all()
-        await self.waits.close()
-        await cancel_and_wait(self._wake_task)
-        self._runner.fail_waiters(
-            "the app shut down before the workflow finished; it resumes when an app "
-            "on this database starts again")
         try:
-            await self._lease.release()
+            await node.stop()
+            self._runner.fail_waiters(
+                "the app shut down before the workflow finished; it resumes when an app "
+                "on this database starts again")
         finally:
-            await self._writer.aclose()
-            if self._own_transport:
-                await self.transport.aclose()
-                self.transport = InProcTransport()
-            await self._db.dispose()
-            self._db = Database.open(self.db_url, **self._db_options)
+            self._node = None
+            self.outbox_relayer = None
+            await self._close_resources()
+
+    async def _close_resources(self) -> None:
+        if self._own_transport:
+            await self.transport.aclose()
+            self.transport = InProcTransport()
+        await self._db.dispose()
+        self._db = Database.open(self.db_url, **self._db_options)
+
+    def _stopped_by(self, error: BaseException) -> None:
+        """The node stopped itself (a service kept crashing): refuse work from now on."""
+        self._initialized = False
+        self._failure = error
+        app_stopped(self)
 
     async def __aenter__(self) -> EddaApp:
         await self.initialize()
@@ -307,7 +296,7 @@ class EddaApp:
                       effects: tuple[Effect, ...] = ()) -> None:
         """Commit a new instance (with ``effects`` in its transaction) and run it."""
         assert self._writer is not None
-        now = time.time()
+        now = self.clock.now()
         row = {
             "instance_id": instance_id, "workflow_name": wf.name, "status": "running",
             "input": encode_json(stored), "source_hash": wf.source_hash,
@@ -335,15 +324,10 @@ class EddaApp:
                               "@workflow of the process")
 
     def _require_initialized(self) -> None:
+        if self._failure is not None:
+            raise self._failure
         if not self._initialized or self._writer is None:
             raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
-
-    async def _lost_lease(self) -> None:
-        await self.supervisor.stop_all()
-
-    async def _regained_lease(self) -> None:
-        if self._recovery is not None:
-            await self._recovery.sweep()
 
     def on_event(self, event_type: str, proto_type: type[Any] | None = None
                  ) -> Callable[[F], F]:
@@ -405,16 +389,14 @@ class EddaApp:
             waiting = await waits.event_waiters(normalized.type, normalized.target_instance_id)
         else:
             # Who waits is read in the transaction that stores the event: no extra read.
-            waiting = await self._writer.run(store)
+            waiting = await self._writer.submit(store)
         for instance_id in waiting:
             await self.wake(instance_id)
         for handler in handlers:
             if wait:
                 await self._run_handler(handler, event)
             else:
-                task = asyncio.create_task(self._run_handler(handler, event))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._runner.background.spawn(self._run_handler(handler, event))
 
     async def _run_handler(self, handler: Callable[[Any], Awaitable[Any]], event: Any) -> None:
         try:

@@ -14,7 +14,6 @@ woken; lost wake-ups are found by the recovery sweep.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -127,7 +126,7 @@ async def _subscribe(ctx: WorkflowContext, position: str, call: int, channel: st
     if current is not None and current[0] == mode:
         since = current[2]
     else:
-        since = ctx._run.started_at if mode == "direct" else time.time()
+        since = ctx._run.started_at if mode == "direct" else ctx._run.clock.now()
     entry = Subscribed(position=position, call=call, channel=channel, mode=mode,
                        address=address, since=since)
     await ctx._run.actor.append(
@@ -204,7 +203,7 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
 
     entry, _live = await durable_wait(
         ctx, position, call, operation=f"receive {channel!r}", wait_type="channel",
-        key=address, deadline=lambda: None if timeout is None else time.time() + timeout,
+        key=address, deadline=lambda now: None if timeout is None else now + timeout,
         status="waiting_for_message",
         poll=None if mode == "competing" else poll,
         take=take if mode == "competing" else None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -208,7 +207,7 @@ class WorkflowContext:
         ]
         started = WorkflowStarted(workflow_name=self.workflow_name, input=stored,
                                   continued_from=self.instance_id, subscriptions=carried)
-        now = time.time()
+        now = run.clock.now()
         row = {
             "instance_id": new_id, "workflow_name": self.workflow_name, "status": "running",
             "input": encode_json(stored), "source_hash": wf.source_hash,

@@ -9,7 +9,6 @@ with the ``eddainstanceid`` extension is for that instance only.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -179,7 +178,7 @@ async def _wait_event(ctx: WorkflowContext, position: str, call: int, event_type
 
     entry, live = await durable_wait(
         ctx, position, call, operation=f"wait_event {event_type!r}", wait_type="event",
-        key=event_type, deadline=lambda: None if timeout is None else time.time() + timeout,
+        key=event_type, deadline=lambda now: None if timeout is None else now + timeout,
         status="waiting_for_message", poll=poll,
     )
     if not isinstance(entry, EventReceived):

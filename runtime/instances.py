@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
-from edda.actors.address import WAKE_PATTERN, instance_of, wake_subject
+from edda.actors.address import wake_subject
+from edda.actors.background import Background
 from edda.actors.supervisor import Supervisor
-from edda.actors.tasks import cancel_and_wait
 from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
 from edda.journal.cancel import CancelOutcome, CancelRequest
@@ -35,6 +34,7 @@ from edda.runtime.waits import Waits
 if TYPE_CHECKING:
 
     from edda.actors.timers import TimerService
+    from edda.journal.clock import Clock
     from edda.journal.database import Database
     from edda.journal.group_commit import GroupCommitWriter
     from edda.journal.leases import Claimed
@@ -63,6 +63,7 @@ class InstanceRunner:
         hooks: Any,
         default_retry_policy: RetryPolicy | None,
         idle_seconds: float,
+        clock: Clock,
     ) -> None:
         self._app = app
         self.registry: Registry = app.registry
@@ -70,10 +71,15 @@ class InstanceRunner:
         self.service_name = service_name
         self.hooks = hooks
         self.default_retry_policy = default_retry_policy
+        self.clock = clock
         self.supervisor = Supervisor(self.give_up)
-        self.waits = Waits(lambda: self._require_stores().leases, node_id, idle_seconds=idle_seconds,
+        #: The node's background work (hooks, handlers, passivations, activations).
+        self.background = Background()
+        self.waits = Waits(lambda: self._require_stores().leases, node_id, clock,
+                           idle_seconds=idle_seconds,
                            on_suspended=self.suspended, stop_actor=self.supervisor.stop,
-                           after_passivation=self._after_passivation, notify=self.wake)
+                           after_passivation=self._after_passivation, notify=self.wake,
+                           background=self.background)
         self._waiters: dict[str, asyncio.Future[Outcome]] = {}
         #: Callers of `EddaApp.wait_result`, told when the instance ends here.
         self._watchers: dict[str, set[asyncio.Future[Outcome]]] = {}
@@ -146,12 +152,13 @@ class InstanceRunner:
         """The instance started waiting: ``start()`` returns, as in Edda."""
         self.settle(instance_id, Outcome(suspended=True))
 
-    def fail_waiters(self, message: str) -> None:
+    def fail_waiters(self, message: str, error: BaseException | None = None) -> None:
         """Tell every caller still waiting that their instance will not finish here."""
         for waiter in [*self._waiters.values(),
                        *(w for ws in self._watchers.values() for w in ws)]:
             if not waiter.done():
-                waiter.set_exception(RuntimeError(message))
+                waiter.set_exception(error if isinstance(error, Exception)
+                                     else RuntimeError(message))
         self._waiters.clear()
         self._watchers.clear()
 
@@ -170,8 +177,12 @@ class InstanceRunner:
 
         async def body() -> None:
             nonlocal known, creating
-            # A restart always re-reads the journal.
+            # A restart always re-reads the journal, once the instance is surely stored.
             (given, known), (pending, creating) = (known, None), (creating, None)
+            if given is None and created is not None:
+                await asyncio.wait([created])
+                if created.cancelled() or created.exception() is not None:
+                    return  # never stored: nothing to run (start() says so)
             await self._run(instance_id, workflow_name, epoch, given, pending)
 
         self.supervisor.spawn(instance_id, body)
@@ -198,6 +209,7 @@ class InstanceRunner:
             outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
                                          default_retry_policy=self.default_retry_policy,
                                          host=self.waits, stores=stores, db=db,
+                                         clock=self.clock,
                                          registry=self.registry,
                                          service_name=self.service_name, cancel=cancel)
         except ActorStopped as exc:
@@ -255,7 +267,7 @@ class InstanceRunner:
         if not isinstance(cancelled_by, str) or not cancelled_by:
             raise ValueError("cancelled_by must be a non-empty string naming who cancels")
         run = self.waits.runs.get(instance_id)
-        now = time.time()
+        now = self.clock.now()
         if run is not None:
             if run.compensating or run.finishing:
                 return CancelOutcome(False, f"instance {instance_id!r} cannot be cancelled: "
@@ -303,26 +315,7 @@ class InstanceRunner:
         assert self._transport is not None
         await self._transport.publish(wake_subject(instance_id), b"")
 
-    async def wake_loop(self, ready: asyncio.Event) -> None:
-        """Serve wake-up messages until cancelled."""
-        assert self._transport is not None
-        # Each wake-up of a non-resident instance runs as its own task, so the
-        # claims of a broadcast's many waiters share writer batches.
-        pending: set[asyncio.Task[None]] = set()
-        try:
-            async with self._transport.subscribe(WAKE_PATTERN) as subscription:
-                ready.set()
-                async for message in subscription:
-                    instance_id = instance_of(message.subject)
-                    if self.waits.wake(instance_id) or self.supervisor.is_running(instance_id):
-                        continue
-                    task = asyncio.create_task(self._activate_idle(instance_id))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-        finally:
-            await cancel_and_wait(*pending)
-
-    async def _activate_idle(self, instance_id: str) -> None:
+    async def activate_idle(self, instance_id: str) -> None:
         """Run an instance no actor runs: free (passivated) to claim, or ours already."""
         try:
             stores = self._require_stores()

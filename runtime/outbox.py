@@ -62,4 +62,4 @@ async def send_event_transactional(
     else:
         data = encode_json(to_jsonable(event_data, what=f"event_data of {event_type!r}"))
     return txn.add_event(outbox_row(ctx.instance_id, event_type, event_source, data, data_bytes,
-                                    content_type))
+                                    content_type, ctx._run.clock.now()))

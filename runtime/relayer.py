@@ -30,14 +30,16 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 
-from edda.actors.tasks import cancel_and_wait
 from edda.journal.database import Database
 from edda.journal.outbox import OutboxRow, Settled, SqlOutboxStore
 from edda.runtime.timers import check_seconds
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
     from edda.journal.stores import OutboxStore
     from edda.runtime.app import EddaApp
 
@@ -126,6 +128,8 @@ class OutboxRelayer:
         self.max_age_seconds = (None if max_age_hours is None
                                 else check_seconds(max_age_hours, "max_age_hours") * 3600)
         self._storage = storage
+        #: The app's clock, if it relays an app's outbox (rows are stamped with it).
+        self._now = time.time if isinstance(storage, Database) else storage.clock.now
         self._own_store: OutboxStore | None = None
         self.broker_url = broker_url
         self.max_retries = max_retries
@@ -142,18 +146,39 @@ class OutboxRelayer:
 
     # -- lifecycle -------------------------------------------------------------------
 
+    name = "outbox relayer"
+
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Relay until cancelled (the app's relayer is a node service)."""
+        self._client = self._new_client()
+        task_status.started()
+        try:
+            await self._loop()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close_client()
+
+    async def drain(self) -> None:
+        """Events being sent are left claimed; they are sent again once their claim
+        expires."""
+
     async def start(self) -> None:
-        """Start relaying in the background (idempotent)."""
+        """Start relaying in the background (a relayer of your own; idempotent)."""
         if self._task is not None:
             return
         self._client = self._new_client()
         self._task = asyncio.create_task(self._loop(), name="edda-outbox-relayer")
 
     async def stop(self) -> None:
-        """Stop relaying. Events being sent are left claimed; they are sent again
-        once their claim expires."""
-        await cancel_and_wait(self._task)
-        self._task = None
+        """Stop a relayer started with `start`. Events being sent are left claimed;
+        they are sent again once their claim expires."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._close_client()
+
+    async def _close_client(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -185,10 +210,10 @@ class OutboxRelayer:
     async def cleanup(self) -> int:
         """Delete published events older than the retention period; returns how many."""
         self._last_cleanup = time.monotonic()
-        return await self._outbox().delete_published(time.time() - self.retention_seconds)
+        return await self._outbox().delete_published(self._now() - self.retention_seconds)
 
     async def _send(self, row: OutboxRow) -> Settled:
-        if self.max_age_seconds is not None and time.time() - row.created_at > self.max_age_seconds:
+        if self.max_age_seconds is not None and self._now() - row.created_at > self.max_age_seconds:
             return Settled(row.id, "expired", f"older than {self.max_age_seconds / 3600:g} hours")
         data = None if row.data is None else json.loads(row.data)
         headers, body = cloudevent_request(row.event_id, row.event_type, row.event_source, data,
@@ -223,7 +248,7 @@ class OutboxRelayer:
             log.error("outbox event %s (%s) is dead after %d attempts: %s", row.event_id,
                       row.event_type, row.attempts, error)
             return Settled(row.id, "dead", f"{row.attempts} attempts; last: {error}")
-        return Settled(row.id, "pending", error, time.time() + self.backoff(row.attempts))
+        return Settled(row.id, "pending", error, self._now() + self.backoff(row.attempts))
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after ``attempts`` failed attempts: exponential, capped,
@@ -250,12 +275,10 @@ class OutboxRelayer:
                 due = None
             sleep = self.poll_interval
             if due is not None:
-                sleep = max(0.0, min(sleep, due - time.time()))
+                sleep = max(0.0, min(sleep, due - self._now()))
             if sleep > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), sleep)
-                except TimeoutError:
-                    pass
+                with anyio.move_on_after(sleep):
+                    await self._wake.wait()
 
     def _outbox(self) -> OutboxStore:
         storage = self._storage

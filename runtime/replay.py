@@ -56,6 +56,9 @@ from edda.runtime.serialization import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from edda.journal.clock import Clock
     from edda.journal.database import Database
     from edda.journal.store import Record
     from edda.journal.stores import Stores
@@ -150,6 +153,8 @@ class RunHost(Protocol):
 
     def outbox_written(self) -> None: ...
 
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None: ...
+
 
 @dataclass(eq=False)
 class InstanceRun:
@@ -162,6 +167,7 @@ class InstanceRun:
     #: The node's stores, and its database (for the engine of ``ctx.session``).
     stores: Stores
     db: Database
+    clock: Clock
     started_at: float
     #: The workflow being run and the node's registry (compensations, recur).
     workflow: Workflow[..., Any]
@@ -192,6 +198,7 @@ async def run_workflow(
     host: RunHost,
     stores: Stores,
     db: Database,
+    clock: Clock,
     registry: Registry,
     service_name: str | None = None,
     cancel: CancelRequest | None = None,
@@ -211,7 +218,7 @@ async def run_workflow(
     if finished is not None:
         return finished
     run = InstanceRun(actor, ReplayIndex(actor.instance_id, actor.records), default_retry_policy,
-                      host, stores, db, actor.records[0].created_at, wf, registry,
+                      host, stores, db, clock, actor.records[0].created_at, wf, registry,
                       service_name)
     run.compensations = registered_compensations(actor.records)
     run.cancel = cancel

@@ -8,7 +8,6 @@ A timer that fell due while no node ran fires as soon as one starts.
 from __future__ import annotations
 
 import math
-import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,7 @@ def sleep(ctx: WorkflowContext, seconds: float, timer_id: str | None = None
     require_context(ctx, "sleep")
     delay = check_seconds(seconds, "sleep seconds")
     position, call = ctx._reserve("sleep", timer_id)
-    return _timer(ctx, position, call, "sleep", lambda: time.time() + delay)
+    return _timer(ctx, position, call, "sleep", lambda now: now + delay)
 
 
 def sleep_until(ctx: WorkflowContext, target_time: datetime, timer_id: str | None = None
@@ -62,7 +61,7 @@ def sleep_until(ctx: WorkflowContext, target_time: datetime, timer_id: str | Non
         raise ValueError("target_time must be timezone-aware")
     target = target_time.timestamp()
     position, call = ctx._reserve("sleep_until", timer_id)
-    return _timer(ctx, position, call, "sleep_until", lambda: target)
+    return _timer(ctx, position, call, "sleep_until", lambda now: target)
 
 
 async def _timer(ctx: WorkflowContext, position: str, call: int, operation: str,

@@ -17,10 +17,8 @@ answers the event ids it recorded.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
-import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -31,6 +29,7 @@ from edda.journal.entries import TransactionCommitted
 from edda.journal.outbox import InsertOutbox
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from sqlalchemy import Connection
@@ -45,8 +44,6 @@ log = logging.getLogger("edda.transactions")
 
 _current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
     "edda_transaction", default=None)
-
-_after_commit_tasks: set[asyncio.Future[None]] = set()
 
 SESSION_OUTSIDE = ("ctx.session must be accessed inside a transaction. Use @activity (default) "
                    "or async with ctx.transaction()")
@@ -162,9 +159,7 @@ class Transaction:
         """A done-callback for a submitted write: `committed` once it succeeded."""
         if written.cancelled() or written.exception() is not None:
             return
-        task = asyncio.ensure_future(self.committed())
-        _after_commit_tasks.add(task)
-        task.add_done_callback(_after_commit_tasks.discard)
+        self.ctx._run.host.spawn(self.committed())
 
     async def committed(self) -> None:
         """Run the post-commit callbacks; their errors are logged, not raised."""
@@ -194,9 +189,8 @@ def leave(token: contextvars.Token[Transaction | None]) -> None:
 
 
 def outbox_row(instance_id: str, event_type: str, event_source: str, data: str | None,
-               data_bytes: bytes | None, content_type: str) -> dict[str, Any]:
-    """A new pending outbox row."""
-    now = time.time()
+               data_bytes: bytes | None, content_type: str, now: float) -> dict[str, Any]:
+    """A new pending outbox row, due at once (``now``: the node's clock)."""
     return {"event_id": str(uuid.uuid4()), "event_type": event_type,
             "event_source": event_source, "data": data, "data_bytes": data_bytes,
             "content_type": content_type, "instance_id": instance_id, "status": "pending",

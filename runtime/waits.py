@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from edda.actors.tasks import cancel_and_wait
 from edda.journal.entries import (
     TimerFired,
     WaitStarted,
@@ -31,7 +29,9 @@ from edda.journal.group_commit import InstanceChange
 from edda.journal.waits import AddWait, EndWait
 
 if TYPE_CHECKING:
+    from edda.actors.background import Background
     from edda.journal.cancel import CancelRequest
+    from edda.journal.clock import Clock, TimerHandle
     from edda.journal.entries import CallEntry
     from edda.journal.stores import LeaseStore
     from edda.journal.writes import Effect
@@ -62,7 +62,7 @@ async def durable_wait(
     operation: str,
     wait_type: str,
     key: str | None,
-    deadline: Callable[[], float | None],
+    deadline: Callable[[float], float | None],
     status: str,
     poll: Poll | None = None,
     take: Take | None = None,
@@ -70,8 +70,9 @@ async def durable_wait(
     """Wait durably; returns the entry that ended the wait and whether it is new
     (False when it was replayed from the journal).
 
-    ``deadline`` is evaluated only when the wait first starts (it is then
-    journaled); ``poll`` looks for a deliverable event.
+    ``deadline`` (given the clock's time now) is evaluated only when the wait
+    first starts (it is then journaled); ``poll`` looks for a deliverable event.
+    The deadline is kept by the node's clock (`EddaApp.clock`).
     """
     run = ctx._run
     entries = ctx._recorded(position, call, operation)
@@ -87,7 +88,7 @@ async def durable_wait(
         taken = await _attempt(run, position, call, take, poll, waiting=False)
         if taken is not None:
             return taken, True
-        until = deadline()
+        until = deadline(run.clock.now())
         await actor.append(
             WaitStarted(position=position, call=call, operation=operation, wait_type=wait_type,
                         key=key, deadline=until),
@@ -108,25 +109,22 @@ async def durable_wait(
             taken = await _attempt(run, position, call, take, poll, waiting=True)
             if taken is not None:
                 return taken, True
-            now = time.time()
+            now = run.clock.now()
             if until is not None and now >= until:
                 done: CallEntry = (TimerFired(position=position, call=call) if wait_type == "timer"
                                    else WaitTimedOut(position=position, call=call))
                 await _resolve(run, done, position)
                 return done, True
-            timeout = None if until is None else until - now
+            # The deadline wakes the wait like an arrival does; the loop then sees it passed.
+            timer = None if until is None else run.clock.call_at(until, wake.set)
             # Only a wait blocked here (not polling, not resolving) may be passivated.
             run.blocked += 1
             run.host.waiting_changed(run)
             try:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-                # cancellation that coincides with its timeout, and then this loop
-                # would outlive the node's shutdown.
-                async with asyncio.timeout(timeout):
-                    await wake.wait()
-            except TimeoutError:
-                pass
+                await wake.wait()
             finally:
+                if timer is not None:
+                    timer.cancel()
                 run.blocked -= 1
                 run.host.waiting_changed(run)
     finally:
@@ -181,15 +179,18 @@ class Waits:
         self,
         leases: Callable[[], LeaseStore],
         node_id: str,
+        clock: Clock,
         *,
         idle_seconds: float,
         on_suspended: Callable[[str], None],
         stop_actor: Callable[[str], Awaitable[None]],
         after_passivation: Callable[[str, bool], Awaitable[None]],
         notify: Callable[[str], Awaitable[None]],
+        background: Background,
     ) -> None:
         self._leases = leases
         self._node_id = node_id
+        self._clock = clock
         self.idle_seconds = idle_seconds
         self._on_suspended = on_suspended
         self._stop_actor = stop_actor
@@ -198,8 +199,8 @@ class Waits:
         self.runs: dict[str, InstanceRun] = {}
         #: Cancels committed for instances whose run has not attached yet.
         self.cancels: dict[str, CancelRequest] = {}
-        self._idle: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: dict[str, TimerHandle] = {}
+        self._background = background
         self.passivated = 0
         #: Told when an outbox row was committed (the app's relayer, if any).
         self.on_outbox: Callable[[], None] | None = None
@@ -261,23 +262,18 @@ class Waits:
         if handle is not None:
             handle.cancel()
         if _idle(run) and self.idle_seconds >= 0:
-            loop = asyncio.get_running_loop()
-            self._idle[instance_id] = loop.call_later(
-                self.idle_seconds, lambda: self.spawn(self._passivate(run)))
+            self._idle[instance_id] = self._clock.call_at(
+                self._clock.now() + self.idle_seconds, lambda: self.spawn(self._passivate(run)))
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        """Run node work in the background; `close` waits for it."""
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Run node work in the background (the node's background service)."""
+        self._background.spawn(coroutine)
 
-    async def close(self) -> None:
-        """Stop scheduling passivations and wait for those under way (before the
-        database they use goes away)."""
+    def close(self) -> None:
+        """Stop scheduling passivations (the node is stopping)."""
         for handle in self._idle.values():
             handle.cancel()
         self._idle.clear()
-        await cancel_and_wait(*self._tasks)
 
     async def _passivate(self, run: InstanceRun) -> None:
         instance_id = run.actor.instance_id

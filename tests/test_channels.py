@@ -25,6 +25,7 @@ from edda import (
     workflow,
 )
 from edda.journal import schema
+from edda.testing import sweep_now
 from tests.support.gates import finished, interrupt_and_restart, wait_for, wait_until
 from tests.test_workflows import GATES, gate
 
@@ -306,7 +307,6 @@ async def test_retention_keeps_what_is_owed(sqlite_url: str, make_app: MakeApp) 
 
     app = make_app(sqlite_url, message_retention_days=0)
     await app.initialize()
-    assert app._recovery is not None
     await publish(app, "digest", {"n": 0})  # nobody subscribes: expired, purged
     GATES["slow-reader"] = Gate()
     starting = asyncio.create_task(slow_reader.start())
@@ -317,11 +317,11 @@ async def test_retention_keeps_what_is_owed(sqlite_url: str, make_app: MakeApp) 
 
     await wait_until(subscribed, "the reader to subscribe")
     await publish(app, "digest", {"n": 1})
-    await app._recovery.sweep()
+    await sweep_now(app)
     assert await _count(app, schema.channel_messages) == 1, "still owed to the reader"
     GATES["slow-reader"].open()
     iid = await starting
     assert (await finished(app, iid, timeout=30.0))["output_data"]["result"] == {"n": 1}
-    await app._recovery.sweep()
+    await sweep_now(app)
     assert await _count(app, schema.channel_messages) == 0, "received by everyone: purged"
     del GATES["slow-reader"]

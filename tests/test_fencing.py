@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +14,7 @@ from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted
 from edda.journal.store import read_journal
 from edda.runtime.errors import InstanceTakenOverError
+from edda.testing import MockClock, sweep_now
 from tests.support.gates import Gate, settle, wait_for, wait_until
 from tests.test_workflows import GATES, gate
 
@@ -65,8 +65,7 @@ async def test_idle_owned_instance_resumes_by_wake_or_sweep(
     if resume == "wake":
         await app.wake(instance_id)
     else:
-        assert app._recovery is not None
-        await app._recovery.sweep()
+        await sweep_now(app)
     assert await asyncio.wait_for(task, 10) == instance_id
     assert await _status(app, instance_id) == "completed"
 
@@ -97,24 +96,19 @@ async def test_node_that_lost_its_lease_stops_and_reclaims(
 
 
 async def test_paused_node_is_fenced_off_after_takeover(sqlite_url: str, make_app: MakeApp) -> None:
-    node_a = make_app(sqlite_url, lease_seconds=0.5)
+    # Node A's clock stands still: it never renews its lease nor sweeps, as a node
+    # frozen by SIGSTOP or a long GC pause; its actor is stuck in an activity.
+    frozen = MockClock()
+    node_a = make_app(sqlite_url, lease_seconds=0.5, clock=frozen)
     await node_a.initialize()
     GATES[node_a.worker_id] = gate_a = Gate()
     task_a = asyncio.create_task(per_node_wf.start())
     await wait_for(gate_a.reached)
     instance_id = await _instance_of(node_a, "per_node_wf")
 
-    # Node A "pauses": no heartbeat, no sweep, its actor stuck in an activity.
-    assert node_a._lease is not None and node_a._lease._task is not None
-    assert node_a._recovery is not None
-    node_a._lease._task.cancel()
-    await node_a._recovery.stop()
-
-    async def lease_expired() -> bool:
-        async with node_a.database.reader.connect() as conn:
-            expires = (await conn.execute(sa.select(schema.nodes.c.expires_at).where(
-                schema.nodes.c.node_id == node_a.worker_id))).scalar()
-        return expires is not None and expires < time.time()
+    async def lease_expired() -> bool:  # by the database's clock, which does move
+        rows = await node_a.stores.leases.nodes()
+        return any(row.node_id == node_a.worker_id and row.expired for row in rows)
 
     await wait_until(lease_expired, "node A's lease to expire")
     node_b = make_app(sqlite_url)

@@ -35,7 +35,7 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 async def writer(db: Database) -> AsyncIterator[GroupCommitWriter]:
     w = GroupCommitWriter(db, NODE)
     w.start()
-    await w.run(RegisterNode(NODE, "svc", "host", 1, "", 60))
+    await w.submit(RegisterNode(NODE, "svc", "host", 1, "", 60))
     yield w
     await w.aclose()
 
@@ -118,9 +118,9 @@ async def test_fenced_node_cannot_append(db: Database, writer: GroupCommitWriter
     other = GroupCommitWriter(db, "node-b")
     other.start()
     try:
-        await other.run(RemoveNodes([NODE]))
-        await other.run(RegisterNode("node-b", "svc", "host", 2, "", 60))
-        claimed = await other.run(ClaimOrphans("node-b", ["wf"], 10))
+        await other.submit(RemoveNodes([NODE]))
+        await other.submit(RegisterNode("node-b", "svc", "host", 2, "", 60))
+        claimed = await other.submit(ClaimOrphans("node-b", ["wf"], 10))
         assert [(c.instance_id, c.epoch) for c in claimed] == [("i3", 2)]
         with pytest.raises(FencedError):
             await writer.append(step("i3", 1, epoch=1))
@@ -135,7 +135,7 @@ async def test_fenced_node_cannot_append(db: Database, writer: GroupCommitWriter
 
 async def test_claim_skips_instances_of_live_nodes(db: Database, writer: GroupCommitWriter) -> None:
     await writer.append(start_op("i4"))
-    assert await writer.run(ClaimOrphans("node-b", ["wf"], 10)) == []
+    assert await writer.submit(ClaimOrphans("node-b", ["wf"], 10)) == []
 
 
 async def test_concurrent_appends_share_batches(db: Database, writer: GroupCommitWriter) -> None:
@@ -168,7 +168,7 @@ async def test_writer_job_errors_reach_only_their_caller(
             raise RuntimeError("job failed")
 
     results = await asyncio.gather(
-        writer.run(Boom()), writer.append(start_op("i6")), return_exceptions=True
+        writer.submit(Boom()), writer.append(start_op("i6")), return_exceptions=True
     )
     assert isinstance(results[0], RuntimeError) and results[1] is None
     assert len(await read_journal(db, "i6")) == 1
@@ -186,7 +186,7 @@ async def test_a_write_after_a_failed_one_is_refused(db: Database, writer: Group
     assert isinstance(results[0], JournalConflictError)
     assert isinstance(results[1], EarlierWriteFailed)
     # A later batch, and a take job: refused as well, and nothing is written.
-    taken = writer.run(FindsNothing(instance_id="i7", seq=2, epoch=1), after=failed)
+    taken = writer.submit(FindsNothing(instance_id="i7", seq=2, epoch=1), after=failed)
     with pytest.raises(EarlierWriteFailed):
         await taken
     with pytest.raises(EarlierWriteFailed):

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 
+import anyio
 import pytest
 from sqlalchemy import Connection, event
 from sqlalchemy.exc import OperationalError
@@ -41,7 +42,7 @@ def _hold_writer(app: EddaApp, gate: threading.Event) -> None:
     """Queue a writer job that blocks the writer's thread until ``gate`` opens."""
     writer = app._writer
     assert writer is not None
-    HELD["blocker"] = writer.run(HoldWriter(gate))
+    HELD["blocker"] = writer.submit(HoldWriter(gate))
 
 
 @activity
@@ -125,8 +126,11 @@ async def test_a_failed_submitted_write_restarts_the_actor(sqlite_url: str,
 
     supervisor = Supervisor(lambda key, error: asyncio.sleep(0))
     supervisor.backoff_initial = 0.001
-    supervisor.spawn("actor", body)
-    await asyncio.wait_for(finished.wait(), 10)
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        supervisor.spawn("actor", body)
+        await asyncio.wait_for(finished.wait(), 10)
+        tg.cancel_scope.cancel()
     assert runs == 2
 
 

@@ -11,6 +11,7 @@ import pytest
 import edda.runtime.instances as instances_module
 from edda import EddaApp, NonDeterminismError, TerminalError, WorkflowContext, activity, workflow
 from edda.runtime import registry
+from edda.testing import sweep_now
 from tests.support.gates import finished, interrupt_and_restart
 from tests.test_workflows import GATES, _wait_completed, add, gate
 
@@ -57,11 +58,11 @@ async def test_actor_that_keeps_crashing_is_parked_failed(
     async def failing_run(wf: Any, actor: Any, **kwargs: Any) -> Any:
         if actor.instance_id in broken or not broken:
             broken.add(actor.instance_id)
-            raise ConnectionError("corrupt page")
+            raise ValueError("corrupt page")
         return await real(wf, actor, **kwargs)
 
     monkeypatch.setattr(instances_module, "run_workflow", failing_run)
-    with pytest.raises(ConnectionError, match="corrupt page"):
+    with pytest.raises(ValueError, match="corrupt page"):
         await supervised_wf.start()
     (bad_id,) = broken
     inst = await app.get_instance(bad_id)
@@ -85,9 +86,8 @@ async def test_unknown_workflow_at_recovery_is_logged_once(
         with caplog.at_level(logging.ERROR, logger="edda.recovery"):
             app2, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "ghost",
                                                   ghost_wf.start, between=forget_ghost)
-            assert app2._recovery is not None
-            await app2._recovery.sweep()
-            await app2._recovery.sweep()
+            await sweep_now(app2)
+            await sweep_now(app2)
         messages = [r.getMessage() for r in caplog.records if "ghost_wf" in r.getMessage()]
         assert len(messages) == 1 and "not registered" in messages[0]
         found = await app2.find_instances(workflow_name="ghost_wf")

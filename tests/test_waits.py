@@ -23,6 +23,7 @@ from edda import (
     workflow,
 )
 from edda.journal.writes import apply_all
+from edda.testing import sweep_now
 from tests.support.gates import finished, wait_until
 from tests.test_workflows import add
 
@@ -339,10 +340,9 @@ async def test_sweep_delivers_an_event_whose_wake_up_was_lost(
 
     await wait_until(passivated, "the waiting instance to be passivated")
     # Store an event the way handle_cloudevent does, but lose its wake-up message.
-    assert app._recovery is not None
     await apply_all(app.database, [StoreEvent("payment.done", {"type": "payment.done",
                                                                "source": "lost", "data": {"n": 1}},
                                               None, None)])
     assert await _status(app, iid) == "waiting_for_message"
-    await app._recovery.sweep()
+    await sweep_now(app)
     assert (await finished(app, iid))["output_data"]["result"]["data"] == {"n": 1}
