@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from edda.actors.workflow_actor import ActorStopped, WriteLost
+from edda.actors.instance_journal import ActorStopped, WriteLost
 from edda.journal.faults import describe, is_transient
 
 if TYPE_CHECKING:
@@ -48,12 +48,14 @@ class Supervisor:
         self,
         on_give_up: GiveUp,
         *,
+        on_exit: Callable[[str], None] | None = None,
         max_restarts: int = 5,
         period: float = 60.0,
         backoff_initial: float = 0.05,
         backoff_max: float = 5.0,
     ) -> None:
         self._on_give_up = on_give_up
+        self._on_exit = on_exit
         self.max_restarts = max_restarts
         self.period = period
         self.backoff_initial = backoff_initial
@@ -98,8 +100,14 @@ class Supervisor:
             raise RuntimeError("the actor supervisor is not running")
         task = self._group.create_task(self._supervise(key, body), name=f"edda-actor:{key}")
         self._actors[key] = task
-        task.add_done_callback(lambda _t: self._actors.pop(key, None))
+        task.add_done_callback(lambda _t: self._exited(key, task))
         return True
+
+    def _exited(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._actors.get(key) is task:
+            del self._actors[key]
+        if self._on_exit is not None:
+            self._on_exit(key)
 
     async def _supervise(self, key: str, body: Body) -> None:
         crashes: deque[float] = deque()

@@ -39,6 +39,7 @@ from edda import (  # noqa: E402
     wait_event,
     workflow,
 )
+from edda.testing import is_resident, passivate_idle  # noqa: E402
 
 
 class Done(HooksBase):
@@ -82,7 +83,7 @@ async def delivery(url: str, pings: int, passivated: bool) -> list[float]:
             iid = await pinged.start()
             done = hooks.expect(iid)
             if passivated:
-                while iid in app.waits.runs:
+                while is_resident(app, iid):
                     await asyncio.sleep(0.001)
             sent = time.perf_counter()
             await send_event("bench.ping", "bench", {}, extensions={"eddainstanceid": iid})
@@ -120,10 +121,8 @@ async def crowd_run(url: str, waiters: int) -> dict[str, float]:
             ids += await asyncio.gather(*(crowd.start() for _ in range(min(1000, waiters))))
         start_s = time.perf_counter() - started
         resident = tracemalloc.get_traced_memory()[0] - base
-        app.waits.idle_seconds = 0.0  # now let every idle instance passivate
-        for run in list(app.waits.runs.values()):
-            app.waits.waiting_changed(run)
-        while app.waits.runs:
+        passivate_idle(app)  # now let every idle instance passivate
+        while any(is_resident(app, i) for i in ids):
             await asyncio.sleep(0.1)
         passivated = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()

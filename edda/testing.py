@@ -11,8 +11,9 @@ three days is tested in milliseconds::
 
 `sweep_now` makes a node do at once what its recovery sweep does every
 ``recovery_interval``: claim orphaned instances, resume its own idle ones and
-redeliver what a lost wake-up missed. `kill_service` crashes one of a node's
-services, as a supervision test needs.
+redeliver what a lost wake-up missed. `passivate_idle` lets every idle instance
+leave memory now, and `is_resident` tells whether one is in memory.
+`kill_service` crashes one of a node's services, as a supervision test needs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from edda.runtime.app import EddaApp
     from edda.runtime.node import Node
 
-__all__ = ("MockClock", "kill_service", "sweep_now")
+__all__ = ("MockClock", "is_resident", "kill_service", "passivate_idle", "sweep_now")
 
 
 def _node(app: EddaApp) -> Node:
@@ -43,6 +44,16 @@ async def sweep_now(app: EddaApp) -> None:
         RuntimeError: If the app is not running.
     """
     await _node(app).recovery.sweep()
+
+
+async def passivate_idle(app: EddaApp) -> None:
+    """Ask every instance in the node's memory to passivate now if it only waits."""
+    _node(app).runner.passivate_idle()
+
+
+def is_resident(app: EddaApp, instance_id: str) -> bool:
+    """Whether the instance is in the node's memory (has a live actor there)."""
+    return instance_id in _node(app).runner.resident
 
 
 async def kill_service(app: EddaApp, name: str, *, timeout: float = 10.0) -> None:

@@ -35,7 +35,7 @@ class Clock(Protocol):
         """Seconds that only go forward (for measuring intervals)."""
         ...
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
         """Run ``callback`` on the event loop once `now` reaches ``when``."""
         ...
 
@@ -53,7 +53,7 @@ class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
         return asyncio.get_running_loop().call_later(max(0.0, when - time.time()), callback)
 
     async def sleep(self, seconds: float) -> None:
@@ -63,7 +63,7 @@ class SystemClock:
 class _MockTimer:
     __slots__ = ("callback", "cancelled")
 
-    def __init__(self, callback: Callable[[], None]) -> None:
+    def __init__(self, callback: Callable[[], object]) -> None:
         self.callback = callback
         self.cancelled = False
 
@@ -90,7 +90,7 @@ class MockClock:
     def monotonic(self) -> float:
         return self._now - self._offset
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
         timer = _MockTimer(callback)
         heapq.heappush(self._timers, (when, next(self._order), timer))
         if when <= self._now:

@@ -111,11 +111,12 @@ class Activity(Generic[P, R]):
         stored_args = to_jsonable(list(args), what=f"positional arguments of activity {self.name!r}")
         stored_kwargs = to_jsonable(kwargs, what=f"keyword arguments of activity {self.name!r}")
         # Side effects come only after everything the workflow journaled is committed,
-        # and never once a cancel has reached the instance.
-        await run.actor.settled()
-        _check_cancel(ctx)
-        run.busy += 1  # a running activity keeps the actor resident
-        run.host.waiting_changed(run)
+        # and never once a cancel has been accepted (or while one is being committed).
+        await run.journal.settled()
+        request = await run.actor.cancel_settled()
+        if request is not None:
+            raise cancelled_error(ctx.instance_id, request.by)
+        run.actor.begin_work()  # a running activity keeps the actor resident
         try:
             result, attempts, txn = await self._attempts(ctx, position, args, kwargs,
                                                          stored_args, stored_kwargs, call)
@@ -135,16 +136,15 @@ class Activity(Generic[P, R]):
             )
             # Not waited for unless the user's session shares its transaction: the
             # workflow goes on to its next step while this commits, so the two share
-            # a batch (see WorkflowActor.submit).
-            await txn.journal(run.actor, entry, InstanceChange(current_activity_id=position),
+            # a batch (see InstanceJournal.submit).
+            await txn.journal(run.journal, entry, InstanceChange(current_activity_id=position),
                               wait=False)
             if undo is not None:
                 run.compensations.append((position, undo))
         finally:
-            run.busy -= 1
-            run.host.waiting_changed(run)
+            run.actor.end_work()
         if ctx.hooks is not None:
-            await run.actor.settled()  # a hook hears of a result only once it is durable
+            await run.journal.settled()  # a hook hears of a result only once it is durable
         await fire(ctx.hooks, "on_activity_complete", ctx.instance_id, position, self.name,
                    result, False)
         return result
@@ -223,7 +223,7 @@ class Activity(Generic[P, R]):
             position=position, call=call, activity_name=self.name, error=error_info(error),
             args=stored_args, kwargs=stored_kwargs, attempts=attempts,
         )
-        await ctx._run.actor.append(entry, InstanceChange(current_activity_id=position))
+        await ctx._run.journal.append(entry, InstanceChange(current_activity_id=position))
         await fire(ctx.hooks, "on_activity_failed", ctx.instance_id, position, self.name, error)
 
     @property
@@ -239,7 +239,7 @@ class Activity(Generic[P, R]):
 
 
 def _check_cancel(ctx: WorkflowContext) -> None:
-    request = ctx._run.cancel
+    request = ctx._run.actor.cancel
     if request is not None:
         raise cancelled_error(ctx.instance_id, request.by)
 

@@ -189,7 +189,6 @@ class EddaApp:
                                       default_retry_policy=default_retry_policy,
                                       idle_seconds=idle_seconds, clock=self.clock)
         self.supervisor = self._runner.supervisor
-        self.waits = self._runner.waits
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -228,7 +227,7 @@ class EddaApp:
         app_stopped(self)
         try:
             await node.stop()
-            self._runner.fail_waiters(
+            self._runner.waiters.fail_all(
                 "the app shut down before the workflow finished; it resumes when an app "
                 "on this database starts again")
         finally:
@@ -267,12 +266,13 @@ class EddaApp:
         self._require_registered(wf)
         stored = wf.prepare_input(kwargs)
         instance_id = f"{wf.name}-{uuid.uuid4().hex}"
-        waiter = self._runner.expect(instance_id)
+        waiter = self._runner.waiters.expect(instance_id)
         await self._create(wf, instance_id, stored)
         outcome = await waiter
         final_id = instance_id
-        while final_id in self._runner.final_ids:  # it recurred: Edda returns the newest id
-            final_id = self._runner.final_ids.pop(final_id)
+        final_ids = self._runner.waiters.final_ids
+        while final_id in final_ids:  # it recurred: Edda returns the newest id
+            final_id = final_ids.pop(final_id)
         if outcome.error is not None:
             raise outcome.error
         return final_id
@@ -313,7 +313,7 @@ class EddaApp:
         try:
             await created
         except BaseException:
-            self._runner.forget(instance_id)
+            self._runner.waiters.forget(instance_id)
             await self.supervisor.stop(instance_id)
             raise
 
@@ -482,7 +482,7 @@ class EddaApp:
         """
         self._require_initialized()
         async with asyncio.timeout(timeout):
-            return await wait_result(self._runner, self.stores.journal, self.registry, instance_id,
+            return await wait_result(self._runner.waiters, self.stores.journal, self.registry, instance_id,
                                      recheck=self.recovery_interval)
 
     # -- reading ---------------------------------------------------------------

@@ -129,7 +129,7 @@ async def _subscribe(ctx: WorkflowContext, position: str, call: int, channel: st
         since = ctx._run.started_at if mode == "direct" else ctx._run.clock.now()
     entry = Subscribed(position=position, call=call, channel=channel, mode=mode,
                        address=address, since=since)
-    await ctx._run.actor.append(
+    await ctx._run.journal.append(
         entry, effects=(Subscribe(ctx.instance_id, channel, address, mode, since),))
     ctx._subscriptions[channel] = (mode, address, since)
 
@@ -144,7 +144,7 @@ def unsubscribe(ctx: WorkflowContext, channel: str) -> Coroutine[Any, Any, None]
 
 async def _unsubscribe(ctx: WorkflowContext, position: str, call: int, channel: str) -> None:
     if ctx._recorded(position, call, f"unsubscribe {channel!r}") is None:
-        await ctx._run.actor.append(
+        await ctx._run.journal.append(
             Unsubscribed(position=position, call=call, channel=channel),
             effects=(Unsubscribe(ctx.instance_id, channel),))
     ctx._subscriptions.pop(channel, None)
@@ -193,7 +193,7 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
     async def take(pos: str, n: int, waiting: bool) -> CallEntry | None:
         # Competing: claim the message and journal its receipt in one transaction.
         change, effects = resolution(run, pos, (), waiting=waiting)
-        taken = await run.actor.take(TakeCompeting(
+        taken = await run.journal.take(TakeCompeting(
             instance_id=iid, address=address, channel=channel, position=pos, call=n,
             change=change, effects=effects))
         if taken is None:
@@ -290,7 +290,7 @@ async def _publish_durably(ctx: WorkflowContext, position: str, call: int, chann
     if direct:
         meta["sent_at"] = now
     # send_to's answer is journaled: read in the transaction that stores the message.
-    taken = await run.actor.take(PublishDurably(
+    taken = await run.journal.take(PublishDurably(
         instance_id=ctx.instance_id,
         store=StoreMessage(message_id, address, payload, raw, meta, target),
         position=position, call=call, direct=direct))

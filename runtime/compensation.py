@@ -172,7 +172,7 @@ async def register_compensation(ctx: WorkflowContext, compensation_func: Callabl
         position=position, call=call,
         compensation=CompensationCall(name=name, args=to_jsonable(list(args), what=what),
                                       kwargs=to_jsonable(kwargs, what=what)))
-    await run.actor.append(entry)
+    await run.journal.append(entry)
     run.compensations.append((position, entry.compensation))
 
 

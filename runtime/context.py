@@ -57,8 +57,8 @@ class WorkflowContext:
 
     def __init__(self, run: InstanceRun, *, worker_id: str, hooks: Any = None) -> None:
         self._run = run
-        self.instance_id = run.actor.instance_id
-        self.workflow_name = run.actor.workflow_name
+        self.instance_id = run.journal.instance_id
+        self.workflow_name = run.journal.workflow_name
         self.worker_id = worker_id
         self.hooks = hooks
         self.executed_activity_ids: set[str] = set()
@@ -93,15 +93,15 @@ class WorkflowContext:
                 f"{self.workflow_name!r}; a body transaction cannot hold durable calls "
                 "(activities, waits, channels): an activity is a transaction of its own, "
                 "so call it before or after the block")
-        if run.compensating:
+        if run.actor.compensating:
             raise RuntimeError(
                 f"{name!r} was called from a compensation of {self.instance_id!r}; a "
                 "compensation cannot make durable calls (activities, waits, channels): "
                 "do its work directly, it is retried per its retry policy")
-        if run.cancel is not None:
+        if run.actor.cancel is not None:
             from edda.runtime.saga import cancelled_error
 
-            raise cancelled_error(self.instance_id, run.cancel.by)
+            raise cancelled_error(self.instance_id, run.actor.cancel.by)
         if explicit_id is None:
             n = self._counters.get(name, 0) + 1
             self._counters[name] = n
@@ -214,7 +214,7 @@ class WorkflowContext:
             "owner_service": run.service_name, "continued_from": self.instance_id,
             "owner_node": self.worker_id, "epoch": 1, "started_at": now, "updated_at": now,
         }
-        actor = run.actor
+        actor = run.journal
         await actor.append(
             WorkflowRecurred(new_instance_id=new_id, input=stored),
             InstanceChange(status="recurred", output=encode_json({"recur_kwargs": stored})),

@@ -1,10 +1,13 @@
-"""Running a node's instances: activation, settlement, parking, wake-ups.
+"""Running a node's instances: activation, the resident actors, cancels, wake-ups.
 
-`InstanceRunner` puts instances under the supervisor (replaying their journals),
-tells ``start()`` callers how their instance ended or that it first waits,
-parks instances whose actor keeps crashing, and turns wake-up messages into
-activity: a resident instance re-checks what it waits for, a passivated one is
-claimed and replayed. The `EddaApp` owns its lifecycle and public API.
+`InstanceRunner` puts instances under the actor supervisor, each as an
+`InstanceActor` whose body replays and runs the workflow (`run_workflow`). It
+keeps the node's resident actors, and it is the only way in to them: a wake-up
+or a cancel is a message posted to the actor's mailbox (`tell`), or, for an
+instance that is not resident, a durable row plus a wake-up that activates it.
+It tells ``start()`` and ``wait_result`` callers how their instance ended, and
+parks instances whose actor keeps crashing. The `EddaApp` owns its lifecycle
+and public API.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from edda.actors.address import wake_subject
 from edda.actors.background import Background
+from edda.actors.instance import ActorLeft, Departed, InstanceActor
+from edda.actors.instance_journal import ActorStopped, InstanceJournal
+from edda.actors.mailbox import Cancel, Message, Passivate, Wake
 from edda.actors.supervisor import Supervisor
-from edda.actors.workflow_actor import ActorStopped, WorkflowActor
 from edda.journal import schema
-from edda.journal.cancel import CancelOutcome, CancelRequest
+from edda.journal.cancel import CancelOutcome
 from edda.journal.entries import WorkflowFailed
 from edda.journal.group_commit import InstanceChange
 from edda.journal.store import Record
@@ -27,11 +32,12 @@ from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
 from edda.runtime.registry import enter_app
 from edda.runtime.replay import run_workflow
+from edda.runtime.results import Waiters
 from edda.runtime.saga import Outcome, failure_output
 from edda.runtime.serialization import error_info
-from edda.runtime.waits import Waits
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
 
     from edda.actors.timers import TimerService
     from edda.journal.clock import Clock
@@ -71,20 +77,21 @@ class InstanceRunner:
         self.service_name = service_name
         self.hooks = hooks
         self.default_retry_policy = default_retry_policy
+        self.idle_seconds = idle_seconds
         self.clock = clock
-        self.supervisor = Supervisor(self.give_up)
+        self.supervisor = Supervisor(self.give_up, on_exit=self._exited)
         #: The node's background work (hooks, handlers, passivations, activations).
         self.background = Background()
-        self.waits = Waits(lambda: self._require_stores().leases, node_id, clock,
-                           idle_seconds=idle_seconds,
-                           on_suspended=self.suspended, stop_actor=self.supervisor.stop,
-                           after_passivation=self._after_passivation, notify=self.wake,
-                           background=self.background)
-        self._waiters: dict[str, asyncio.Future[Outcome]] = {}
-        #: Callers of `EddaApp.wait_result`, told when the instance ends here.
-        self._watchers: dict[str, set[asyncio.Future[Outcome]]] = {}
-        #: For start() callers: the instance a recurring one continued as.
-        self.final_ids: dict[str, str] = {}
+        self.waiters = Waiters()
+        #: The resident actors, by instance id.
+        self.resident: dict[str, InstanceActor] = {}
+        #: Activations that wait for a leaving actor of the same instance to end.
+        self._deferred: dict[str, tuple[str, int]] = {}
+        #: Instances to wake again once their actor has ended (it missed a message).
+        self._rewake: set[str] = set()
+        #: Told when an outbox row was committed (the app's relayer, if any).
+        self.on_outbox: Callable[[], None] | None = None
+        self.passivated = 0
         self._db: Database | None = None
         self._stores: Stores | None = None
         self._writer: GroupCommitWriter | None = None
@@ -107,60 +114,24 @@ class InstanceRunner:
             raise RuntimeError("EddaApp is not initialized")
         return self._writer
 
-    def _require_db(self) -> Database:
-        if self._db is None:
-            raise RuntimeError("EddaApp is not initialized")
-        return self._db
+    # -- the way in -----------------------------------------------------------------
 
-    # -- whoever waits on an instance ---------------------------------------------
+    def tell(self, instance_id: str, message: Message) -> bool:
+        """Post ``message`` to the instance's actor; False if it is not resident.
 
-    def expect(self, instance_id: str) -> asyncio.Future[Outcome]:
-        """A future told how the instance ends, or that it first waits."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters[instance_id] = waiter
-        return waiter
+        An actor that is leaving notes the message and has its instance woken
+        again once it has left, so True means the message will not be lost.
+        """
+        actor = self.resident.get(instance_id)
+        if actor is None:
+            return False
+        actor.post(message)
+        return True
 
-    def forget(self, instance_id: str) -> None:
-        self._waiters.pop(instance_id, None)
-
-    def settle(self, instance_id: str, outcome: Outcome) -> None:
-        waiter = self._waiters.pop(instance_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(outcome)
-
-    def watch(self, instance_id: str) -> asyncio.Future[Outcome]:
-        """A future told how the instance ends, if it ends on this node."""
-        watcher: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._watchers.setdefault(instance_id, set()).add(watcher)
-        return watcher
-
-    def unwatch(self, instance_id: str, watcher: asyncio.Future[Outcome]) -> None:
-        watchers = self._watchers.get(instance_id)
-        if watchers is not None:
-            watchers.discard(watcher)
-            if not watchers:
-                del self._watchers[instance_id]
-
-    def ended(self, instance_id: str, outcome: Outcome) -> None:
-        """The instance ended on this node: tell whoever waits for it."""
-        self.settle(instance_id, outcome)
-        for watcher in self._watchers.pop(instance_id, ()):
-            if not watcher.done():
-                watcher.set_result(outcome)
-
-    def suspended(self, instance_id: str) -> None:
-        """The instance started waiting: ``start()`` returns, as in Edda."""
-        self.settle(instance_id, Outcome(suspended=True))
-
-    def fail_waiters(self, message: str, error: BaseException | None = None) -> None:
-        """Tell every caller still waiting that their instance will not finish here."""
-        for waiter in [*self._waiters.values(),
-                       *(w for ws in self._watchers.values() for w in ws)]:
-            if not waiter.done():
-                waiter.set_exception(error if isinstance(error, Exception)
-                                     else RuntimeError(message))
-        self._waiters.clear()
-        self._watchers.clear()
+    def passivate_idle(self) -> None:
+        """Ask every resident actor to passivate now if it is idle (tools and tests)."""
+        for actor in list(self.resident.values()):
+            actor.post(Passivate())
 
     # -- running ------------------------------------------------------------------
 
@@ -173,6 +144,12 @@ class InstanceRunner:
         treats it as its first unsettled write, so nothing leaves the actor (an
         activity's side effects) before the instance itself is committed.
         """
+        running = self.resident.get(instance_id)
+        if running is not None or self.supervisor.is_running(instance_id):
+            if running is None or running.leaving or running.journal.epoch < epoch:
+                # Claimed again while its old actor leaves: run it once that has ended.
+                self._deferred[instance_id] = (workflow_name, epoch)
+            return
         known, creating = records, created
 
         async def body() -> None:
@@ -193,7 +170,7 @@ class InstanceRunner:
     async def _run(self, instance_id: str, workflow_name: str, epoch: int,
                    records: list[Record] | None,
                    created: asyncio.Future[Any] | None = None) -> None:
-        writer, db, stores = self._require_writer(), self._require_db(), self._require_stores()
+        stores = self._require_stores()
         enter_app(self._app)  # this actor's task (and its children) run on this node
         wf = self.registry.workflow(workflow_name)
         if wf is None:
@@ -201,39 +178,56 @@ class InstanceRunner:
                               "registered on this node")
         cancel = None
         if records is None:  # a recovery or re-activation: a cancel may be waiting
-            loaded, cancel = await stores.journal.activation(instance_id)
-            records = loaded
-        actor = WorkflowActor(instance_id, workflow_name, epoch, records, writer,
-                              unsettled=created)
+            records, cancel = await stores.journal.activation(instance_id)
+        journal = InstanceJournal(instance_id, workflow_name, epoch, records,
+                                  self._require_writer(), unsettled=created)
+        actor = InstanceActor(journal, stores=stores, node_id=self.node_id, clock=self.clock,
+                              idle_seconds=self.idle_seconds,
+                              on_suspended=self.waiters.suspended, cancel=cancel)
+        self.resident[instance_id] = actor
         try:
-            outcome = await run_workflow(wf, actor, worker_id=self.node_id, hooks=self.hooks,
-                                         default_retry_policy=self.default_retry_policy,
-                                         host=self.waits, stores=stores, db=db,
-                                         clock=self.clock,
-                                         registry=self.registry,
-                                         service_name=self.service_name, cancel=cancel)
+            ended = await actor.run(lambda: run_workflow(
+                wf, actor, worker_id=self.node_id, hooks=self.hooks,
+                default_retry_policy=self.default_retry_policy, host=self, stores=stores,
+                db=self._app.database, clock=self.clock, registry=self.registry,
+                service_name=self.service_name))
         except ActorStopped as exc:
-            self.settle(instance_id, Outcome(error=InstanceTakenOverError(
+            self.waiters.settle(instance_id, Outcome(error=InstanceTakenOverError(
                 f"{exc}; its outcome is available from get_instance({instance_id!r})")))
             raise
+        finally:
+            if self.resident.get(instance_id) is actor:
+                del self.resident[instance_id]
+            if actor.missed:
+                self._rewake.add(instance_id)
+        if isinstance(ended, Departed):
+            if ended.reason == "passivated":
+                self.passivated += 1
+                if self._timers is not None:
+                    self._timers.nudge()  # its deadline is now the timer service's
+            return
+        outcome = ended.value
         if outcome.recurred is not None:
             self._continue(instance_id, workflow_name, outcome.recurred)
             return
-        self.ended(instance_id, outcome)
+        self.waiters.ended(instance_id, outcome)
+
+    def _exited(self, instance_id: str) -> None:
+        """The actor task of ``instance_id`` has ended: do what waited for that."""
+        if instance_id in self._rewake:
+            self._rewake.discard(instance_id)
+            self.background.spawn(self.wake(instance_id), what=f"the wake-up of {instance_id}")
+        deferred = self._deferred.pop(instance_id, None)
+        if deferred is not None:
+            self.activate(instance_id, *deferred)
 
     def _continue(self, instance_id: str, workflow_name: str, recurred: Recurred) -> None:
         """Run the instance a recur created; whoever waited on the old one now waits on it."""
+        self.waiters.continued(instance_id, recurred)
         new_id = recurred.new_instance_id
-        waiter = self._waiters.pop(instance_id, None)
-        if waiter is not None:
-            self._waiters[new_id] = waiter
-            self.final_ids[instance_id] = new_id
-        for watcher in self._watchers.pop(instance_id, ()):
-            if not watcher.done():
-                watcher.set_result(Outcome(recurred=recurred))
         self.activate(new_id, workflow_name, 1,
                       [Record(0, recurred.started, recurred.created_at)])
-        self.waits.spawn(fire(
+        self.spawn(fire(
             self.hooks, "on_workflow_start", new_id, workflow_name, recurred.started.input))
 
     async def give_up(self, instance_id: str, error: BaseException) -> None:
@@ -243,14 +237,14 @@ class InstanceRunner:
         happens, whoever waits on the instance is told.
         """
         try:
-            journal = self._require_stores().journal
-            row = await journal.row(instance_id)
+            store = self._require_stores().journal
+            row = await store.row(instance_id)
             if (row is not None and row["owner_node"] == self.node_id
                     and row["status"] in ACTIVE_STATUSES):
-                actor = WorkflowActor(instance_id, row["workflow_name"], row["epoch"], [],
-                                      self._require_writer(),
-                                      next_seq=await journal.next_seq(instance_id))
-                await actor.append(
+                journal = InstanceJournal(instance_id, row["workflow_name"], row["epoch"], [],
+                                          self._require_writer(),
+                                          next_seq=await store.next_seq(instance_id))
+                await journal.append(
                     WorkflowFailed(error=error_info(error)),
                     InstanceChange(status="failed", output=failure_output(error)),
                     effects=(EndAllWaits(instance_id),),
@@ -258,54 +252,46 @@ class InstanceRunner:
                 await fire(self.hooks, "on_workflow_failed", instance_id, row["workflow_name"],
                            error)
         finally:
-            self.ended(instance_id, Outcome(error=error))
+            self.waiters.ended(instance_id, Outcome(error=error))
 
     # -- cancellation -------------------------------------------------------------
 
     async def cancel(self, instance_id: str, cancelled_by: str) -> CancelOutcome:
-        """Commit a cancel request, then hand it to the instance wherever it runs."""
+        """The one way to cancel: through the instance's actor if it is resident here
+        (it commits the request, then ends its waits), else by committing the request
+        on the instance's row and waking it, so that whoever runs it reads it."""
         if not isinstance(cancelled_by, str) or not cancelled_by:
             raise ValueError("cancelled_by must be a non-empty string naming who cancels")
-        run = self.waits.runs.get(instance_id)
         now = self.clock.now()
-        if run is not None:
-            if run.compensating or run.finishing:
-                return CancelOutcome(False, f"instance {instance_id!r} cannot be cancelled: "
-                                     "it is already ending")
-            if run.cancel is not None:
-                return CancelOutcome(False, "a cancel was already requested by "
-                                     f"{run.cancel.by!r}", self.node_id, run.cancel)
-            # Before the commit: once it is committed, no new activity may start here.
-            run.cancel = CancelRequest(cancelled_by, now, "running")
-        try:
-            outcome = await self._require_stores().journal.request_cancel(
-                instance_id, cancelled_by, now)
-        except BaseException:
-            if run is not None:
-                run.cancel = None
-            raise
-        if run is not None:
-            run.cancel = outcome.request if outcome.accepted else None
+        actor = self.resident.get(instance_id)
+        if actor is not None and not actor.leaving:
+            reply: asyncio.Future[CancelOutcome] = asyncio.get_running_loop().create_future()
+            actor.post(Cancel(cancelled_by, now, reply=reply))
+            try:
+                return await reply
+            except ActorLeft:
+                pass  # it left memory first: the durable way below
+        outcome = await self._require_stores().journal.request_cancel(instance_id,
+                                                                      cancelled_by, now)
         if outcome.accepted:
             self.deliver_cancel(instance_id, outcome)
         return outcome
 
     def deliver_cancel(self, instance_id: str, outcome: CancelOutcome) -> None:
-        """Hand a committed cancel to a run of this node, or wake the instance so that
-        whoever runs (or claims) it reads the request."""
-        assert outcome.request is not None
-        if self.waits.runs.get(instance_id) is not None or self.supervisor.is_running(instance_id):
-            self.waits.cancel(instance_id, outcome.request)
-        else:
-            self.waits.spawn(self.wake(instance_id))
+        """Hand a committed cancel to the instance's actor if it is resident here (an
+        activation may have read its row just before the commit), else wake it."""
+        request = outcome.request
+        assert request is not None
+        if not self.tell(instance_id, Cancel(request.by, request.at, committed=request)):
+            self.spawn(self.wake(instance_id))
 
     async def deliver_pending_cancels(self) -> None:
         """The sweep's safety net: cancels committed for instances this node owns (or
         nobody does) that have not reached a run yet."""
         pending = await self._require_stores().journal.pending_cancels(self.node_id)
         for instance_id, request in pending:
-            run = self.waits.runs.get(instance_id)
-            if run is None or run.cancel is None:
+            actor = self.resident.get(instance_id)
+            if actor is None or actor.cancel is None:
                 self.deliver_cancel(instance_id, CancelOutcome(True, "pending", None, request))
 
     # -- wake-ups -----------------------------------------------------------------
@@ -332,8 +318,18 @@ class InstanceRunner:
         except Exception:
             log.warning("wake-up of %s failed; the sweep will retry", instance_id, exc_info=True)
 
-    async def _after_passivation(self, instance_id: str, event_pending: bool) -> None:
-        if self._timers is not None:
-            self._timers.nudge()
-        if event_pending:  # an event arrived while the instance was being given up
+    # -- what a running instance may ask of its node (`RunHost`) --------------------
+
+    async def notify(self, instance_id: str) -> None:
+        """Wake an instance wherever it is (resident here, passivated, elsewhere)."""
+        if not self.tell(instance_id, Wake()):
             await self.wake(instance_id)
+
+    def outbox_written(self) -> None:
+        """An activity committed outbox rows: wake the relayer, if there is one."""
+        if self.on_outbox is not None:
+            self.on_outbox()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run node work in the background (the node's background service)."""
+        self.background.spawn(coroutine)

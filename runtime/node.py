@@ -100,19 +100,18 @@ class Node:
         except Exception as exc:
             raise ServiceStartError("database", exc) from exc
         if self.relayer is not None:
-            self._app.waits.on_outbox = self.relayer.wake
+            self.runner.on_outbox = self.relayer.wake
         await self.tree.start()
 
     async def stop(self) -> None:
         """Stop the services in reverse order; the node's instances are given back."""
-        self._app.waits.on_outbox = None
-        self._app.waits.close()
+        self.runner.on_outbox = None
         await self.tree.stop()
 
     async def failed(self, error: BaseException) -> None:
         """The tree stopped itself: give the instances back and tell whoever waits."""
         self._app._stopped_by(error)
-        self.runner.fail_waiters(str(error), error)
+        self.runner.waiters.fail_all(str(error), error)
         with anyio.move_on_after(self._app.lease_seconds):
             try:
                 await write_alone(self.db, RemoveNodes([self._app.worker_id]))

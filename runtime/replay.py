@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edda.actors.workflow_actor import ActorStopped, WorkflowActor, WriteLost
+from edda.actors.instance_journal import ActorStopped, InstanceJournal, WriteLost
 from edda.journal.cancel import CancelRequest
 from edda.journal.codec import encode_json
 from edda.journal.entries import (
@@ -58,6 +58,7 @@ from edda.runtime.serialization import (
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
+    from edda.actors.instance import InstanceActor
     from edda.journal.clock import Clock
     from edda.journal.database import Database
     from edda.journal.store import Record
@@ -141,13 +142,7 @@ class ReplayIndex:
 
 
 class RunHost(Protocol):
-    """What the node offers a running instance (implemented by `Waits`)."""
-
-    def attach(self, run: InstanceRun) -> None: ...
-
-    def detach(self, run: InstanceRun) -> None: ...
-
-    def waiting_changed(self, run: InstanceRun) -> None: ...
+    """What the node offers a running instance (implemented by `InstanceRunner`)."""
 
     async def notify(self, instance_id: str) -> None: ...
 
@@ -160,7 +155,9 @@ class RunHost(Protocol):
 class InstanceRun:
     """Everything one run of an instance needs besides user code."""
 
-    actor: WorkflowActor
+    #: The instance's actor (its run state) and the journal it appends to.
+    actor: InstanceActor
+    journal: InstanceJournal
     index: ReplayIndex
     default_retry_policy: RetryPolicy | None
     host: RunHost
@@ -174,23 +171,13 @@ class InstanceRun:
     registry: Registry
     service_name: str | None = None
     fatal: BaseException | None = field(default=None)
-    waiting: int = 0
-    blocked: int = 0
-    busy: int = 0
-    wakes: set[asyncio.Event] = field(default_factory=set)
     #: Registered compensations, oldest first: (the position that registered it, call).
     compensations: list[tuple[str, CompensationCall]] = field(default_factory=list)
-    #: A cancel that reached this run; from then on no new durable call starts.
-    cancel: CancelRequest | None = None
-    #: The body has ended and its outcome is being journaled: too late to cancel.
-    finishing: bool = False
-    #: Compensations are running: durable calls are not allowed.
-    compensating: bool = False
 
 
 async def run_workflow(
     wf: Workflow[..., Any],
-    actor: WorkflowActor,
+    actor: InstanceActor,
     *,
     worker_id: str,
     hooks: Any,
@@ -201,78 +188,74 @@ async def run_workflow(
     clock: Clock,
     registry: Registry,
     service_name: str | None = None,
-    cancel: CancelRequest | None = None,
 ) -> Outcome:
-    """Replay and run one instance until it completes, fails or is cancelled.
+    """Replay and run one instance until it completes, fails or is cancelled (the
+    body of its actor).
 
-    ``cancel`` is a cancel request already stored for the instance: the body is
-    not run again, the compensations run at once.
+    If the actor starts with a cancel already stored for the instance, the body is
+    not run again: the compensations run at once.
 
     Raises:
         ActorStopped: If the node lost the instance; nothing more was written.
     """
-    started = actor.records[0].entry
+    journal = actor.journal
+    started = journal.records[0].entry
     if not isinstance(started, WorkflowStarted):
-        raise RuntimeError(f"journal of {actor.instance_id!r} does not begin with WorkflowStarted")
-    finished = _recorded_outcome(actor)
+        raise RuntimeError(f"journal of {journal.instance_id!r} does not begin with "
+                           "WorkflowStarted")
+    finished = _recorded_outcome(journal)
     if finished is not None:
         return finished
-    run = InstanceRun(actor, ReplayIndex(actor.instance_id, actor.records), default_retry_policy,
-                      host, stores, db, clock, actor.records[0].created_at, wf, registry,
-                      service_name)
-    run.compensations = registered_compensations(actor.records)
-    run.cancel = cancel
+    run = InstanceRun(actor, journal, ReplayIndex(journal.instance_id, journal.records),
+                      default_retry_policy, host, stores, db, clock,
+                      journal.records[0].created_at, wf, registry, service_name)
+    run.compensations = registered_compensations(journal.records)
     ctx = WorkflowContext(run, worker_id=worker_id, hooks=hooks)
     for carried in started.subscriptions:
         ctx._subscriptions[carried["channel"]] = (carried["mode"], carried["address"],
                                                   carried["since"])
     saga = Saga(run, ctx, wf.name, hooks)
-    host.attach(run)
+    phase = _compensation_phase(journal.records)
+    if isinstance(phase, WorkflowCancelling):  # a restart while compensating
+        return await saga.cancelled(CancelRequest(phase.cancelled_by, phase.cancelled_at,
+                                                  phase.previous_status), journaled=True)
+    if isinstance(phase, CompensationsStarted):
+        return await saga.failed(rebuild_error(phase.error), phase.error, journaled=True)
+    if actor.cancel is not None:
+        return await saga.cancelled(actor.cancel)
     try:
-        phase = _compensation_phase(actor.records)
-        if isinstance(phase, WorkflowCancelling):  # a restart while compensating
-            return await saga.cancelled(CancelRequest(phase.cancelled_by, phase.cancelled_at,
-                                                      phase.previous_status), journaled=True)
-        if isinstance(phase, CompensationsStarted):
-            return await saga.failed(rebuild_error(phase.error), phase.error, journaled=True)
-        if run.cancel is not None:
-            return await saga.cancelled(run.cancel)
-        try:
-            arguments = wf.build_arguments(started.input)
-            result = await wf.func(ctx, **arguments)
-            if run.fatal is not None:
-                raise run.fatal
-            if _cancel_of(run) is None:
-                run.finishing = True
-                stored = to_jsonable(result, what=f"result of workflow {wf.name!r}")
-        except (ActorStopped, WriteLost, asyncio.CancelledError):
-            raise
-        except Recurred as recurred:
-            return Outcome(recurred=recurred)
-        except Exception as exc:
-            cancel = _cancel_of(run)
-            if cancel is not None and run.fatal is None:
-                return await saga.cancelled(cancel)
-            run.finishing = True
-            error = run.fatal if run.fatal is not None else exc
-            # A journal the code does not match cannot be trusted to say what to undo.
-            return await saga.failed(error, error_info(error),
-                                     compensate=not isinstance(error, NonDeterminismError))
-        cancel = _cancel_of(run)
-        if cancel is not None:  # cancelled while the body made its last step
+        arguments = wf.build_arguments(started.input)
+        result = await wf.func(ctx, **arguments)
+        if run.fatal is not None:
+            raise run.fatal
+        cancel = await actor.finish()
+        if cancel is None:
+            stored = to_jsonable(result, what=f"result of workflow {wf.name!r}")
+    except (ActorStopped, WriteLost, asyncio.CancelledError):
+        raise
+    except Recurred as recurred:
+        return Outcome(recurred=recurred)
+    except Exception as exc:
+        cancel = await actor.finish() if run.fatal is None else None
+        if cancel is not None:
             return await saga.cancelled(cancel)
-        await actor.append(
-            WorkflowCompleted(result=stored),
-            InstanceChange(status="completed", output=encode_json({"result": stored})),
-            effects=(EndAllWaits(actor.instance_id),),
-        )
-        await fire(hooks, "on_workflow_complete", actor.instance_id, wf.name, result)
-        return Outcome(result=result)
-    finally:
-        host.detach(run)
+        actor.finishing = True
+        error = run.fatal if run.fatal is not None else exc
+        # A journal the code does not match cannot be trusted to say what to undo.
+        return await saga.failed(error, error_info(error),
+                                 compensate=not isinstance(error, NonDeterminismError))
+    if cancel is not None:  # cancelled while the body made its last step
+        return await saga.cancelled(cancel)
+    await journal.append(
+        WorkflowCompleted(result=stored),
+        InstanceChange(status="completed", output=encode_json({"result": stored})),
+        effects=(EndAllWaits(journal.instance_id),),
+    )
+    await fire(hooks, "on_workflow_complete", journal.instance_id, wf.name, result)
+    return Outcome(result=result)
 
 
-def _recorded_outcome(actor: WorkflowActor) -> Outcome | None:
+def _recorded_outcome(actor: InstanceJournal) -> Outcome | None:
     for record in reversed(actor.records):
         entry = record.entry
         if isinstance(entry, WorkflowCompleted):
@@ -284,11 +267,6 @@ def _recorded_outcome(actor: WorkflowActor) -> Outcome | None:
         if isinstance(entry, WorkflowCancelled):
             return Outcome(error=cancelled_error(actor.instance_id, entry.cancelled_by))
     return None
-
-
-def _cancel_of(run: InstanceRun) -> CancelRequest | None:
-    """The run's cancel, read afresh: it arrives while the body awaits."""
-    return run.cancel
 
 
 def _compensation_phase(records: list[Record]) -> CompensationsStarted | WorkflowCancelling | None:

@@ -1,10 +1,10 @@
-"""Awaiting an instance's result: `EddaApp.wait_result`.
+"""Whoever waits on an instance: ``start()`` callers and `EddaApp.wait_result`.
 
-A caller waits on a future that the node settles when the instance ends here,
-so nothing polls on the hot path. The stored row is read once first (the
-instance may have ended already, or elsewhere) and again, as a safety net, every
-``recheck`` seconds, which is how an instance finished by another process is
-noticed.
+A caller waits on a future that the node settles when the instance ends here
+(or, for ``start()``, first waits), so nothing polls on the hot path. The stored
+row is read once first (the instance may have ended already, or elsewhere) and
+again, as a safety net, every ``recheck`` seconds, which is how an instance
+finished by another process is noticed.
 """
 
 from __future__ import annotations
@@ -19,10 +19,81 @@ from edda.runtime.serialization import rebuild_error, restore, type_hints
 
 if TYPE_CHECKING:
     from edda.journal.stores import JournalStore
-    from edda.runtime.instances import InstanceRunner
+    from edda.runtime.context import Recurred
     from edda.runtime.registry import Registry
 
 _ENDED = ("completed", "failed", "cancelled", "recurred")
+
+
+class Waiters:
+    """The futures of a node's callers, by instance."""
+
+    def __init__(self) -> None:
+        self._starts: dict[str, asyncio.Future[Outcome]] = {}
+        self._results: dict[str, set[asyncio.Future[Outcome]]] = {}
+        #: For start() callers: the instance a recurring one continued as.
+        self.final_ids: dict[str, str] = {}
+
+    def expect(self, instance_id: str) -> asyncio.Future[Outcome]:
+        """A future told how the instance ends, or that it first waits (``start()``)."""
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._starts[instance_id] = waiter
+        return waiter
+
+    def forget(self, instance_id: str) -> None:
+        self._starts.pop(instance_id, None)
+
+    def settle(self, instance_id: str, outcome: Outcome) -> None:
+        """Tell the ``start()`` caller, if any."""
+        waiter = self._starts.pop(instance_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    def suspended(self, instance_id: str) -> None:
+        """The instance started waiting: ``start()`` returns, as in Edda."""
+        if instance_id in self._starts:
+            self.settle(instance_id, Outcome(suspended=True))
+
+    def watch(self, instance_id: str) -> asyncio.Future[Outcome]:
+        """A future told how the instance ends, if it ends on this node."""
+        watcher: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._results.setdefault(instance_id, set()).add(watcher)
+        return watcher
+
+    def unwatch(self, instance_id: str, watcher: asyncio.Future[Outcome]) -> None:
+        watchers = self._results.get(instance_id)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._results[instance_id]
+
+    def ended(self, instance_id: str, outcome: Outcome) -> None:
+        """The instance ended on this node: tell whoever waits for it."""
+        self.settle(instance_id, outcome)
+        for watcher in self._results.pop(instance_id, ()):
+            if not watcher.done():
+                watcher.set_result(outcome)
+
+    def continued(self, instance_id: str, recurred: Recurred) -> None:
+        """The instance continued as a new one: its ``start()`` caller waits on that."""
+        new_id = recurred.new_instance_id
+        waiter = self._starts.pop(instance_id, None)
+        if waiter is not None:
+            self._starts[new_id] = waiter
+            self.final_ids[instance_id] = new_id
+        for watcher in self._results.pop(instance_id, ()):
+            if not watcher.done():
+                watcher.set_result(Outcome(recurred=recurred))
+
+    def fail_all(self, message: str, error: BaseException | None = None) -> None:
+        """Tell every caller still waiting that their instance will not finish here."""
+        for waiter in [*self._starts.values(),
+                       *(w for ws in self._results.values() for w in ws)]:
+            if not waiter.done():
+                waiter.set_exception(error if isinstance(error, Exception)
+                                     else RuntimeError(message))
+        self._starts.clear()
+        self._results.clear()
 
 
 async def stored_outcome(store: JournalStore, registry: Registry, instance_id: str
@@ -58,10 +129,10 @@ async def stored_outcome(store: JournalStore, registry: Registry, instance_id: s
                        "not end with it")
 
 
-async def _outcome(runner: InstanceRunner, store: JournalStore, registry: Registry,
+async def _outcome(waiters: Waiters, store: JournalStore, registry: Registry,
                    instance_id: str, recheck: float) -> Outcome | str:
     """The outcome of one instance (or the id it recurred as), once it has ended."""
-    watcher = runner.watch(instance_id)  # before the read: an end in between is not missed
+    watcher = waiters.watch(instance_id)  # before the read: an end in between is not missed
     try:
         while True:
             found = await stored_outcome(store, registry, instance_id)
@@ -73,16 +144,16 @@ async def _outcome(runner: InstanceRunner, store: JournalStore, registry: Regist
                 recurred = outcome.recurred
                 return outcome if recurred is None else recurred.new_instance_id
     finally:
-        runner.unwatch(instance_id, watcher)
+        waiters.unwatch(instance_id, watcher)
 
 
-async def wait_result(runner: InstanceRunner, store: JournalStore, registry: Registry,
+async def wait_result(waiters: Waiters, store: JournalStore, registry: Registry,
                       instance_id: str, *, recheck: float) -> Any:
     """The instance's result once it ends (following ``recur`` to the newest
     instance), or its failure raised."""
     current = instance_id
     while True:
-        outcome = await _outcome(runner, store, registry, current, recheck)
+        outcome = await _outcome(waiters, store, registry, current, recheck)
         if isinstance(outcome, str):
             current = outcome
             continue

@@ -123,7 +123,7 @@ class Saga:
     async def failed(self, error: BaseException, info: ErrorInfo, *, journaled: bool = False,
                      compensate: bool = True) -> Outcome:
         """Compensate (unless ``compensate`` is False) and end the instance ``failed``."""
-        actor = self._run.actor
+        actor = self._run.journal
         failed: list[str] = []
         if compensate and self._pending():
             if not journaled:
@@ -140,9 +140,9 @@ class Saga:
 
     async def cancelled(self, request: CancelRequest, *, journaled: bool = False) -> Outcome:
         """Compensate and end the instance ``cancelled``, with who and when."""
-        run, actor = self._run, self._run.actor
-        run.cancel = request
-        run.finishing = True
+        run, actor = self._run, self._run.journal
+        run.actor.cancel = request
+        run.actor.finishing = True
         if not journaled:
             await actor.append(
                 WorkflowCancelling(cancelled_by=request.by, cancelled_at=request.at,
@@ -163,7 +163,7 @@ class Saga:
         return Outcome(error=cancelled_error(actor.instance_id, request.by))
 
     def _done(self) -> dict[str, CompensationDone]:
-        return {r.entry.registered_at: r.entry for r in self._run.actor.records
+        return {r.entry.registered_at: r.entry for r in self._run.journal.records
                 if isinstance(r.entry, CompensationDone)}
 
     def _pending(self) -> bool:
@@ -173,8 +173,8 @@ class Saga:
     async def _compensate(self) -> list[str]:
         """Run every compensation not yet done, newest first; the keys of those that failed."""
         run = self._run
-        await run.actor.settled()
-        run.compensating = True
+        await run.journal.settled()
+        run.actor.compensating = True
         done = self._done()
         failed = [key for key, entry in done.items() if entry.error is not None]
         for key, call in reversed(run.compensations):
@@ -185,10 +185,10 @@ class Saga:
                 entry = CompensationDone(registered_at=key, name=call.name, attempts=attempts)
             except Exception as exc:
                 log.warning("compensation %s of %s (registered at %s) failed for good: %s",
-                            call.name, run.actor.instance_id, key, exc)
+                            call.name, run.journal.instance_id, key, exc)
                 entry = CompensationDone(registered_at=key, name=call.name,
                                          attempts=getattr(exc, "attempts", 1),
                                          error=error_info(exc))
                 failed.append(key)
-            await run.actor.append(entry)
+            await run.journal.append(entry)
         return failed

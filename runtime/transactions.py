@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Connection
 
-    from edda.actors.workflow_actor import WorkflowActor
+    from edda.actors.instance_journal import InstanceJournal
     from edda.journal.entries import Entry
     from edda.journal.group_commit import InstanceChange
     from edda.journal.writes import Effect
@@ -130,7 +130,7 @@ class Transaction:
             finally:
                 await session.close()
 
-    async def journal(self, actor: WorkflowActor, entry: Entry,
+    async def journal(self, actor: InstanceJournal, entry: Entry,
                       change: InstanceChange | None = None, *, wait: bool) -> None:
         """Journal the step's entry with this transaction's outbox rows.
 
@@ -213,7 +213,7 @@ async def transaction(ctx: WorkflowContext) -> AsyncIterator[None]:
     entries = ctx._recorded(position, call, "transaction")
     recorded = None if entries is None else entries[-1]
     recorded_ids = recorded.event_ids if isinstance(recorded, TransactionCommitted) else None
-    await run.actor.settled()  # nothing of the body may commit before what came earlier
+    await run.journal.settled()  # nothing of the body may commit before what came earlier
     txn = Transaction(ctx, body=True, recorded_ids=recorded_ids)
     token = enter(txn)
     try:
@@ -227,4 +227,4 @@ async def transaction(ctx: WorkflowContext) -> AsyncIterator[None]:
         await txn.rollback()
         return
     entry = TransactionCommitted(position=position, call=call, event_ids=txn.event_ids)
-    await txn.journal(run.actor, entry, wait=True)
+    await txn.journal(run.journal, entry, wait=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from edda.actors.address import WAKE_PATTERN, instance_of
+from edda.actors.mailbox import Wake
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
@@ -40,7 +41,7 @@ class WakeListener:
             task_status.started()
             async for message in subscription:
                 instance_id = instance_of(message.subject)
-                if runner.waits.wake(instance_id) or runner.supervisor.is_running(instance_id):
+                if runner.tell(instance_id, Wake()) or runner.supervisor.is_running(instance_id):
                     continue
                 self._background.spawn(runner.activate_idle(instance_id),
                                        what=f"the wake-up of {instance_id}")

@@ -14,8 +14,8 @@ from sqlalchemy import Connection, event
 from sqlalchemy.exc import OperationalError
 
 from edda import EddaApp, WorkflowContext, activity, workflow
+from edda.actors.instance_journal import InstanceJournal, WriteLost
 from edda.actors.supervisor import Supervisor
-from edda.actors.workflow_actor import WorkflowActor, WriteLost
 from edda.journal.entries import ActivityCompleted, kind_of
 from edda.journal.migrations import LATEST_VERSION
 from edda.journal.store import read_journal
@@ -102,7 +102,7 @@ async def test_a_failed_submitted_write_restarts_the_actor(sqlite_url: str,
     assert writer is not None
     records = await read_journal(app.database, instance_id)
     # An actor whose next seq is already taken: its submitted write fails.
-    actor = WorkflowActor(instance_id, "two_steps", 1, records, writer,
+    actor = InstanceJournal(instance_id, "two_steps", 1, records, writer,
                           next_seq=records[-1].seq)
     actor.submit(ActivityCompleted(position="x:1", call=9, activity_name="x", result=None))
     with pytest.raises(WriteLost):

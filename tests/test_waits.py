@@ -23,7 +23,7 @@ from edda import (
     workflow,
 )
 from edda.journal.writes import apply_all
-from edda.testing import sweep_now
+from edda.testing import is_resident, sweep_now
 from tests.support.gates import finished, wait_until
 from tests.test_workflows import add
 
@@ -232,7 +232,7 @@ async def test_suspension_cannot_be_swallowed(sqlite_url: str, make_app: MakeApp
     await wait_until(waiting_for_event, "the workflow to reach wait_event")
     await send_event("go.on", "test", {})
     assert (await finished(app, iid))["output_data"] == {"result": "suspended properly"}
-    assert app.waits.passivated >= 2
+    assert app._runner.passivated >= 2
 
 
 async def test_passivated_instance_holds_no_owner_and_wakes_on_event(
@@ -244,7 +244,7 @@ async def test_passivated_instance_holds_no_owner_and_wakes_on_event(
 
     async def passivated() -> bool:
         row = await app.stores.journal.row(iid)
-        return row is not None and row["owner_node"] is None and iid not in app.waits.runs
+        return row is not None and row["owner_node"] is None and not is_resident(app, iid)
 
     await wait_until(passivated, "the waiting instance to be passivated")
     await send_event("payment.done", "bank", {"late": True})

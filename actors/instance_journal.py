@@ -1,8 +1,9 @@
-"""The workflow actor: one instance, rebuilt from its journal, appending to it.
+"""An instance's journal as its actor writes it: records, next seq, fencing epoch.
 
-The actor knows nothing of user code; the runtime gives it a behaviour to run.
-It owns the replayed records, the next sequence number and the fencing epoch
-under which every append is made.
+`InstanceJournal` holds the records replayed for a resident instance and makes
+every append under the epoch at which this node holds the instance. Appends an
+actor does not wait for (`submit`) are ordered and checked (`settled`): nothing
+leaves the actor before what it journaled is committed.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class WorkflowActor:
-    """A resident workflow instance and its journal."""
+class InstanceJournal:
+    """The journal of one resident instance."""
 
     def __init__(
         self,
