@@ -8,6 +8,7 @@ leaves the actor before what it journaled is committed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -17,7 +18,6 @@ from edda.journal.errors import EarlierWriteFailed, FencedError
 from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Take, Taken
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import Awaitable, Callable
 
     from sqlalchemy import Connection
@@ -176,7 +176,9 @@ class InstanceJournal:
 
     async def _wait(self, future: asyncio.Future[Any], *, submitted: bool = False) -> Any:
         try:
-            result = await future
+            # Shielded: stopping the actor must not cancel the write itself, which
+            # others may wait for too (start() waits for the instance's creation).
+            result = await asyncio.shield(future)
         except FencedError as exc:
             raise ActorStopped(str(exc)) from exc
         except EarlierWriteFailed as exc:

@@ -17,6 +17,7 @@ if not _Path(__file__).with_name("runtime").is_dir() and (_checkout / "runtime")
 
 from edda.actors.node import NodeFailedError as NodeFailedError
 from edda.actors.node import ServiceStartError as ServiceStartError
+from edda.journal.errors import DatabaseUnavailableError as DatabaseUnavailableError
 from edda.runtime.activity import Activity as Activity
 from edda.runtime.activity import activity as activity
 from edda.runtime.app import EddaApp as EddaApp
@@ -65,6 +66,7 @@ __all__ = (
     "ChannelModeConflictError",
     "ChannelNotSubscribedError",
     "CompensationNotFoundError",
+    "DatabaseUnavailableError",
     "EddaApp",
     "EventTimeoutError",
     "HooksBase",

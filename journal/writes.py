@@ -9,6 +9,7 @@ result reaches the caller only from the attempt that committed.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -73,4 +74,5 @@ class SqlStore:
     async def _write(self, op: Write[T]) -> T:
         if self._writer is None:
             return await write_alone(self._db, op)
-        return await self._writer.submit(op)
+        # Shielded: a caller that gives up waiting does not cancel a write others follow.
+        return await asyncio.shield(self._writer.submit(op))

@@ -1,0 +1,250 @@
+"""The database goes away under load and comes back: no workflow fails, nothing is lost.
+
+A hundred workflows run while a real PostgreSQL server is stopped (2, 10 and 30 s)
+or its connections are cut, or while a SQLite file is read-only or its disk full.
+Afterwards every workflow has completed, only steps in flight at the outage ran
+again, every ``start()`` that returned an id names a stored instance, and every
+one that raised left nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from edda import DatabaseUnavailableError, EddaApp, WorkflowContext, activity, workflow
+from edda.journal.database import Database
+from edda.journal.store import InstanceFilter, SqlJournalStore
+from tests.support.faults import MiB, ext4_volume, small_tmpfs
+from tests.support.gates import wait_until
+from tests.support.pgserver import LocalPostgres
+
+pytestmark = pytest.mark.anyio
+STEPS = 4
+
+
+@dataclass
+class Ledger:
+    """Every run of a step: (n, step) -> list of (started, ended) monotonic times."""
+
+    runs: dict[tuple[int, int], list[tuple[float, float]]] = field(default_factory=dict)
+
+
+LEDGER = Ledger()
+
+
+@activity
+async def outage_step(ctx: WorkflowContext, n: int, step: int) -> int:
+    started = time.monotonic()
+    await asyncio.sleep(0.01)  # keep many steps in flight
+    LEDGER.runs.setdefault((n, step), []).append((started, time.monotonic()))
+    return step
+
+
+@workflow
+async def outage_wf(ctx: WorkflowContext, n: int) -> int:
+    total = 0
+    for step in range(STEPS):
+        total += await outage_step(ctx, n, step)
+    return total
+
+
+@dataclass
+class Outage:
+    """When the database was away (monotonic seconds)."""
+
+    began: float = 0.0
+    ended: float = 0.0
+
+
+async def _under_load(app: EddaApp, outage: Callable[[Outage], Awaitable[None]],
+                      count: int = 100) -> tuple[dict[int, str], set[int], Outage]:
+    """Start ``count`` workflows, half before and half during the outage."""
+    LEDGER.runs.clear()
+    window = Outage()
+    returned: dict[int, str] = {}
+    raised: set[int] = set()
+
+    async def start(n: int) -> None:
+        try:
+            returned[n] = await outage_wf.start(n=n)
+        except Exception:
+            raised.add(n)
+
+    first = [asyncio.create_task(start(n)) for n in range(count // 2)]
+
+    async def some_progress() -> bool:
+        return sum(len(v) for v in LEDGER.runs.values()) >= count // 4
+
+    await wait_until(some_progress, "the first workflows to make progress", timeout=30)
+    fault = asyncio.create_task(outage(window))
+    await wait_until(_began(window), "the outage to begin", timeout=30)
+    second = [asyncio.create_task(start(n)) for n in range(count // 2, count)]
+    await fault
+    await asyncio.wait_for(asyncio.gather(*first, *second), 120)
+    return returned, raised, window
+
+
+def _began(window: Outage) -> Callable[[], Awaitable[bool]]:
+    async def began() -> bool:
+        return window.began > 0
+
+    return began
+
+
+async def _check(app: EddaApp, url: str, returned: dict[int, str], raised: set[int],
+                 window: Outage, count: int = 100) -> None:
+    assert set(returned) | raised == set(range(count))
+    for n, instance_id in returned.items():
+        assert await app.wait_result(instance_id, timeout=60) == sum(range(STEPS)), n
+    db = Database.open(url)
+    try:
+        rows = await SqlJournalStore(db, None).list_rows(
+            InstanceFilter(workflow_name="outage_wf"), limit=1000, after=None)
+    finally:
+        await db.dispose()
+    stored = {row["instance_id"] for row in rows}
+    assert stored == set(returned.values()), "a start() that raised left an instance behind"
+    assert all(row["status"] == "completed" for row in rows)
+    for (n, step), runs in LEDGER.runs.items():
+        if n in raised:
+            continue
+        first_started, first_ended = runs[0]
+        if len(runs) > 1:  # only a step in flight while the database was away runs again
+            assert first_started <= window.ended and first_ended >= window.began, (n, step, runs)
+    assert {key for key in LEDGER.runs if key[0] in returned} == {
+        (n, s) for n in returned for s in range(STEPS)}
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[LocalPostgres]:
+    """A PostgreSQL server of the test's own, to stop and start."""
+    server = LocalPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("seconds", [2, 10, 30])
+async def test_postgresql_stopped_under_load(
+    own_postgres: LocalPostgres, make_app: Callable[..., EddaApp], seconds: float
+) -> None:
+    url = own_postgres.create_database("outage")
+    app = make_app(url, lease_seconds=5.0)
+    await app.initialize()
+
+    async def stop_for(window: Outage) -> None:
+        await asyncio.to_thread(own_postgres.stop_server)
+        window.began = time.monotonic()
+        await asyncio.sleep(seconds)  # the outage itself
+        await asyncio.to_thread(own_postgres.start_server)
+        window.ended = time.monotonic()
+
+    returned, raised, window = await _under_load(app, stop_for)
+    await _check(app, url, returned, raised, window)
+
+
+@pytest.mark.postgres
+async def test_postgresql_connections_dropped_under_load(
+    own_postgres: LocalPostgres, make_app: Callable[..., EddaApp]
+) -> None:
+    url = own_postgres.create_database("dropped")
+    app = make_app(url, lease_seconds=5.0)
+    await app.initialize()
+
+    async def drop(window: Outage) -> None:
+        window.began = time.monotonic()
+        for _ in range(3):
+            await asyncio.to_thread(own_postgres.terminate_connections, "dropped")
+        window.ended = time.monotonic()
+
+    returned, raised, window = await _under_load(app, drop)
+    await _check(app, url, returned, raised, window)
+
+
+@asynccontextmanager
+async def _sqlite_on(path: Path, make_app: Callable[..., EddaApp]) -> AsyncIterator[EddaApp]:
+    app = make_app(f"sqlite:///{path / 'edda.db'}", lease_seconds=5.0)
+    await app.initialize()
+    try:
+        yield app
+    finally:
+        await app.shutdown()
+
+
+async def test_sqlite_read_only_for_8_seconds_under_load(
+    make_app: Callable[..., EddaApp]
+) -> None:
+    with ext4_volume(64 * MiB) as volume:
+        async with _sqlite_on(volume.path, make_app) as app:
+
+            async def read_only_for(window: Outage) -> None:
+                volume.read_only()
+                window.began = time.monotonic()
+                await asyncio.sleep(8)  # the outage itself
+                volume.writable()
+                window.ended = time.monotonic()
+
+            returned, raised, window = await _under_load(app, read_only_for)
+            await _check(app, f"sqlite:///{volume.path / 'edda.db'}", returned, raised, window)
+
+
+def _checkpoint(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def test_sqlite_disk_full_under_load(make_app: Callable[..., EddaApp]) -> None:
+    with small_tmpfs(16 * MiB) as disk:
+        async with _sqlite_on(disk.path, make_app) as app:
+
+            async def full_for(window: Outage) -> None:
+                # An empty WAL has to grow for the next commit: that is when the disk is full.
+                await asyncio.to_thread(_checkpoint, disk.path / "edda.db")
+                disk.fill()
+                window.began = time.monotonic()
+                await asyncio.sleep(5)  # the outage itself
+                disk.free()
+                window.ended = time.monotonic()
+
+            returned, raised, window = await _under_load(app, full_for)
+            await _check(app, f"sqlite:///{disk.path / 'edda.db'}", returned, raised, window)
+
+
+@pytest.mark.postgres
+async def test_start_says_the_truth_when_the_node_stops_during_an_outage(
+    own_postgres: LocalPostgres, make_app: Callable[..., EddaApp]
+) -> None:
+    url = own_postgres.create_database("truth")
+    app = make_app(url, lease_seconds=1.0)
+    await app.initialize()
+    await asyncio.to_thread(own_postgres.stop_server)
+    starts = [asyncio.create_task(outage_wf.start(n=n)) for n in range(10)]
+
+    async def all_waiting() -> bool:  # each start() waits for its instance to be stored
+        return len(app._runner.waiters._starts) == 10 and app._writer is not None \
+            and app._writer.retries > 0
+
+    await wait_until(all_waiting, "the writer to wait for the database")
+    await app.shutdown()  # gives up waiting for the database after a bounded time
+    outcomes = await asyncio.gather(*starts, return_exceptions=True)
+    assert all(isinstance(o, DatabaseUnavailableError) and not o.maybe_committed
+               and "it was not committed" in str(o) for o in outcomes), outcomes
+    await asyncio.to_thread(own_postgres.start_server)
+    db = Database.open(url)
+    try:
+        rows = await SqlJournalStore(db, None).list_rows(
+            InstanceFilter(workflow_name="outage_wf"), limit=10, after=None)
+    finally:
+        await db.dispose()
+    assert rows == [], "a start() that raised left nothing behind"
