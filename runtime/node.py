@@ -8,9 +8,13 @@ it. The services start in this order and stop in the reverse one:
 3. actor supervisor (the workflow actors),
 4. background work (hooks, handlers, passivations, wake-up activations),
 5. transport listener (wake-ups),
-6. recovery sweep (claims orphans; its first sweep runs before the node is ready),
-7. timer service (due waits of passivated instances),
-8. outbox relayer (if the app has one).
+6. membership listener (another node left: claim its instances now),
+7. recovery sweep (claims orphans; its first sweep runs before the node is ready),
+8. timer service (due waits of passivated instances),
+9. outbox relayer (if the app has one).
+
+A node that stops gracefully announces it on the transport once its instances
+are free, so the other nodes of its service take them over at once.
 
 If a service keeps crashing the tree stops the node; `Node.failed` then gives
 its instances back, tells everyone waiting on the node, and the app refuses
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from edda.actors.leases import NodeLease
+from edda.actors.membership import MembershipListener, announce_left
 from edda.actors.node import NodeSupervisor, ServiceStartError
 from edda.actors.recovery import Recovery
 from edda.actors.timers import TimerService
@@ -66,6 +71,8 @@ class Node:
                                    runner.activate_claimed, clock=app.clock,
                                    max_sleep=app.recovery_interval)
         self.listener = WakeListener(app.transport, runner, self.background)
+        self.members = MembershipListener(app.transport, app.service_name, app.worker_id,
+                                          self._node_left)
         self.recovery = Recovery(
             self.stores, self.lease, names, runner.activate_claimed,
             runner.supervisor.is_running, interval=app.recovery_interval, clock=app.clock,
@@ -73,7 +80,7 @@ class Node:
             retention_seconds=app.message_retention_days * 86400.0)
         self.relayer: OutboxRelayer | None = None
         services: list[Service] = [self.writer, self.lease, runner.supervisor, self.background,
-                                   self.listener, self.recovery, self.timers]
+                                   self.listener, self.members, self.recovery, self.timers]
         if app.outbox_enabled:
             assert app.broker_url is not None
             self.relayer = OutboxRelayer(app, app.broker_url, **app._outbox_options)
@@ -107,6 +114,9 @@ class Node:
         """Stop the services in reverse order; the node's instances are given back."""
         self.runner.on_outbox = None
         await self.tree.stop()
+        if self.tree.failure is None:  # its instances are free: the others take them now
+            await announce_left(self._app.transport, self._app.service_name,
+                                self._app.worker_id)
 
     async def failed(self, error: BaseException) -> None:
         """The tree stopped itself: give the instances back and tell whoever waits."""
@@ -118,6 +128,12 @@ class Node:
             except Exception:
                 log.warning("could not give the instances of node %s back; its lease "
                             "expires on its own", self._app.worker_id, exc_info=True)
+                return
+        await announce_left(self._app.transport, self._app.service_name, self._app.worker_id)
+
+    def _node_left(self, node_id: str) -> None:
+        self.recovery.sweep_soon()
+        self.timers.nudge()
 
     async def _lost_lease(self) -> None:
         await self.runner.supervisor.stop_all()

@@ -18,7 +18,8 @@ from edda import (
     wait_event,
     workflow,
 )
-from tests.support.gates import Gate, settle, wait_for
+from edda.transports import InProcTransport
+from tests.support.gates import Gate, settle, wait_for, wait_until
 from tests.test_workflows import GATES, gate
 
 pytestmark = pytest.mark.anyio
@@ -200,3 +201,58 @@ async def test_wait_result_callers_hear_when_the_node_shuts_down(
 @workflow
 async def held_wf(ctx: WorkflowContext) -> str:
     return await gate(ctx, "held")
+
+
+@workflow
+async def handed_over(ctx: WorkflowContext, key: str) -> str:
+    await gate(ctx, key)
+    return ctx.worker_id
+
+
+@workflow
+async def parked(ctx: WorkflowContext, key: str) -> str:
+    await wait_event(ctx, f"unpark.{key}")
+    return ctx.worker_id
+
+
+async def test_stopping_one_node_hands_its_instances_to_the_other_at_once(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    shared = InProcTransport()  # the two nodes hear each other (NATS does this across hosts)
+    # Leases and sweeps far longer than the test: only the handover can explain it.
+    node_a = make_app(sqlite_url, transport=shared, lease_seconds=60.0)
+    node_b = make_app(sqlite_url, transport=shared, lease_seconds=60.0)
+    await node_a.initialize()
+    await node_b.initialize()
+    keys = [f"handover-{i}" for i in range(3)]
+    for key in keys:
+        GATES[key] = Gate()
+    try:
+        running = [asyncio.create_task(node_a.start_workflow(handed_over, key=k)) for k in keys]
+        for key in keys:
+            await wait_for(GATES[key].reached)
+        waiting = [await node_a.start_workflow(parked, key=k) for k in keys]
+        on_b = await node_b.start_workflow(parked, key="own")
+        await node_a.shutdown()
+        for task in running:
+            assert isinstance(await settle(task), RuntimeError)  # A stopped: it says so
+
+        async def held_again() -> bool:  # B runs them again from their journals
+            return all(GATES[k].holds == 2 for k in keys)
+
+        await wait_until(held_again, "node B to take over A's running instances")
+        for key in keys:
+            GATES[key].open()
+        ids = [found["instance_id"] for key in keys for found in
+               (await node_b.find_instances(input_filters={"key": key},
+                                            workflow_name="handed_over"))["instances"]]
+        for instance_id in ids:
+            assert await node_b.wait_result(instance_id, timeout=10) == node_b.worker_id
+        for key in [*keys, "own"]:
+            await send_event(f"unpark.{key}", "test", {})
+        for instance_id in [*waiting, on_b]:
+            assert await node_b.wait_result(instance_id, timeout=10) == node_b.worker_id
+    finally:
+        for key in keys:
+            GATES.pop(key, None)
+    await shared.aclose()
