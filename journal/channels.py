@@ -271,8 +271,10 @@ class PurgeMessages(Write[int], frozen=True):
     older_than: float
 
     def apply(self, conn: Connection, ctx: WriteContext) -> int:
-        delivered = sa.select(_d.c.message_row).where(_d.c.instance_id == _s.c.instance_id,
-                                                       _d.c.message_row == _m.c.id)
+        # Correlated to both enclosing queries: the subscriber and the message.
+        delivered = (sa.select(_d.c.message_row)
+                     .where(_d.c.instance_id == _s.c.instance_id, _d.c.message_row == _m.c.id)
+                     .correlate(_s, _m))
         owed = sa.exists(
             sa.select(_s.c.instance_id).where(
                 _s.c.address == _m.c.channel, _s.c.mode != "competing",

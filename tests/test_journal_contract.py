@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
 
+from edda.journal import schema
+from edda.journal.channels import StoreMessage
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, WorkflowStarted, kind_of
@@ -196,3 +201,47 @@ async def test_a_write_after_a_failed_one_is_refused(db: Database, writer: Group
     ok = writer.append(step("i7", 2))
     await writer.append(step("i7", 3), after=ok)
     assert [r.seq for r in await read_journal(db, "i7")] == [0, 1, 2, 3]
+
+
+class FlakyOnce(Write[str], frozen=True):
+    """Fails its first attempt the way an unavailable database does, then answers."""
+
+    attempts: list[int]
+
+    def apply(self, conn: object, ctx: object) -> str:
+        self.attempts.append(1)
+        if len(self.attempts) == 1:
+            raise OperationalError("INSERT", None, sqlite3.OperationalError("database is locked"))
+        return f"answer of attempt {len(self.attempts)}"
+
+
+async def test_a_batch_tried_again_answers_from_the_attempt_that_committed(
+    db: Database, writer: GroupCommitWriter
+) -> None:
+    """The database was away for the first attempt: the whole batch, a message store
+    included, is applied again, and nothing from the rolled-back attempt reaches a caller."""
+    attempts: list[int] = []
+    message = StoreMessage("m-once", "chan", {"n": 1}, None, {}, None)
+    stored, flaky = await asyncio.gather(writer.submit(message),
+                                         writer.submit(FlakyOnce(attempts)))
+    assert flaky == "answer of attempt 2" and writer.retries == 1
+    assert stored.waiting == [] and stored.subscribers == set()
+    count = await db.query(lambda conn: conn.execute(
+        sa.select(sa.func.count()).select_from(schema.channel_messages)).scalar())
+    assert count == 1, "the message is stored once"
+
+
+async def test_a_batch_that_fails_for_one_write_answers_the_others_once(
+    db: Database, writer: GroupCommitWriter
+) -> None:
+    await writer.append(start_op("i8"))
+    await writer.append(step("i8", 1))
+    audience, conflict = await asyncio.gather(
+        writer.submit(StoreMessage("m-split", "chan", {"n": 2}, None, {}, None)),
+        writer.append(step("i8", 1, position="dup")), return_exceptions=True)
+    assert isinstance(conflict, JournalConflictError)
+    assert not isinstance(audience, BaseException) and audience.waiting == []
+    count = await db.query(lambda conn: conn.execute(
+        sa.select(sa.func.count()).select_from(schema.channel_messages)
+        .where(schema.channel_messages.c.message_id == "m-split")).scalar())
+    assert count == 1
