@@ -223,10 +223,24 @@ def _claim_message(conn: Connection, ctx: WriteContext, address: str,
     return None if claimed is None else _stored(claimed)
 
 
+_BACKLOG = (sa.select(_m.c.id)
+            .where(_m.c.channel == sa.bindparam("address"), _m.c.claimed_by.is_(None))
+            .limit(1))
+_OTHER_WAITER = (sa.select(_w.c.instance_id)
+                 .where(_w.c.kind == "channel", _w.c.key == sa.bindparam("address"),
+                        _w.c.instance_id != sa.bindparam("iid"))
+                 .limit(1))
+
+
 class TakeCompeting(Take, frozen=True, kw_only=True):
     """Claim the next competing message on ``address`` and journal its receipt at
     ``seq`` in the same transaction (with ``change`` and ``effects``, e.g. ending a
-    wait); nothing is written when there is none."""
+    wait); nothing is written when there is none.
+
+    `Taken.result` names another receiver waiting on the address when messages are
+    left in the queue, so that the taker can wake it: a publish wakes one receiver,
+    which may be busy or about to end, and this hands the queue on.
+    """
 
     address: str
     channel: str
@@ -241,7 +255,11 @@ class TakeCompeting(Take, frozen=True, kw_only=True):
             return None
         entry = received(message, self.position, self.call, self.channel)
         consumed = Consume(self.instance_id, message.row_id, only_receiver=True)
-        return Taken(entry, self.change, (*self.effects, consumed))
+        params = {"address": self.address, "iid": self.instance_id}
+        next_receiver = None
+        if conn.execute(_BACKLOG, params).first() is not None:
+            next_receiver = conn.execute(_OTHER_WAITER, params).scalar()
+        return Taken(entry, self.change, (*self.effects, consumed), next_receiver)
 
 
 class PublishDurably(Take, frozen=True, kw_only=True):

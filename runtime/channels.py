@@ -199,6 +199,8 @@ async def _receive(ctx: WorkflowContext, position: str, call: int, channel: str,
         if taken is None:
             return None
         assert isinstance(taken.entry, MessageReceived)
+        if taken.result is not None:  # more in the queue: hand it on to another receiver
+            run.host.spawn(run.host.notify(taken.result))
         return taken.entry
 
     entry, _live = await durable_wait(
