@@ -1,11 +1,13 @@
 """The instance actor: one resident workflow instance, its run state and its mailbox.
 
-A resident instance is one `InstanceActor`. Its task handles the mailbox; the
-workflow's own code runs in a child task (the *body*, supplied by the runtime).
-The actor owns the instance's run state: the cancel it accepted, whether it is
-finishing or compensating, how many of its operations wait and how many are
-blocked, its idle timer. Other tasks never change that state; they post
-messages (`edda.actors.mailbox`), which the actor handles one at a time:
+A resident instance is one `InstanceActor`. The workflow's own code (the
+*body*, supplied by the runtime) runs in the actor's task. The actor owns the
+instance's run state: the cancel it accepted, whether it is finishing or
+compensating, how many of its operations wait and how many are blocked, its
+idle timer. Other tasks never change that state; they post messages
+(`edda.actors.mailbox`), which the actor handles one at a time, in order (at
+once when that needs no I/O, else in a short task of its own while later
+messages wait their turn):
 
 - `Wake` and `TimerDue` make every pending wait look again;
 - `Cancel` is committed by the actor itself (no new durable call starts while
@@ -26,11 +28,11 @@ import logging
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from edda.actors.mailbox import (
-    BodyEnded,
     Cancel,
     Mailbox,
     Message,
     Passivate,
+    Signal,
     Stop,
     TimerDue,
     Wake,
@@ -98,9 +100,8 @@ class InstanceActor:
         self._on_suspended = on_suspended
         #: The cancel this instance accepted; from then on no new durable call starts.
         self.cancel: CancelRequest | None = cancel
-        #: Set while a cancel request is being committed (durable calls wait for it).
-        self._cancel_settled = asyncio.Event()
-        self._cancel_settled.set()
+        #: While a cancel request is being committed, durable calls wait for this.
+        self._committing: Signal | None = None
         #: The body has ended and its outcome is being journaled: too late to cancel.
         self.finishing = False
         #: Compensations are running: durable calls are not allowed, cancels neither.
@@ -108,52 +109,91 @@ class InstanceActor:
         self.waiting = 0
         self.blocked = 0
         self.busy = 0
-        self._wakes: set[asyncio.Event] = set()
+        self._wakes: set[Signal] = set()
         self._idle_timer: TimerHandle | None = None
         #: True once the actor has decided to leave memory.
         self.leaving = False
         #: Something arrived while it was leaving: wake the instance again once it left.
         self.missed = False
+        self._task: asyncio.Task[Any] | None = None
+        self._handler: asyncio.Task[None] | None = None
+        self._departure: str | None = None
 
     # -- the mailbox ----------------------------------------------------------------
 
     def post(self, message: Message) -> bool:
-        """Hand the actor a message; False if it is leaving (then only noted)."""
+        """Hand the actor a message; False if it is leaving (then only noted).
+
+        Messages are handled one at a time, in the order they came: at once when
+        handling needs no I/O (a wake-up sets the waits' signals), else in a short
+        task of the actor's (a cancel commits, a passivation releases), with the
+        messages behind it waiting their turn.
+        """
         if self.leaving:
             self._unhandled(message)
             return False
         self.mailbox.post(message)
+        self._handle_next()
         return True
 
+    def _handle_next(self) -> None:
+        mailbox = self.mailbox
+        while self._handler is None and not self.leaving and mailbox:
+            match mailbox.pop():
+                case Wake() | TimerDue():
+                    self._wake_waits()
+                case Cancel(committed=request) if request is not None:
+                    # Stored elsewhere: an activation may have read the row just before.
+                    if self.cancel is None and not self.finishing:
+                        self._accept(request)
+                case Cancel() as message:
+                    self._handle(self._cancel(message))
+                case Passivate():
+                    if self.idle:
+                        self._handle(self._passivate())
+                case Stop():
+                    self._depart("stopped")
+
+    def _handle(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        handler = self._handler = asyncio.get_running_loop().create_task(coroutine)
+        handler.add_done_callback(self._handled)
+
+    def _handled(self, handler: asyncio.Task[None]) -> None:
+        if self._handler is handler:
+            self._handler = None
+        if not handler.cancelled() and handler.exception() is not None:
+            log.error("actor %s could not handle a message", self.instance_id,
+                      exc_info=handler.exception())
+        self._handle_next()
+
+    def _depart(self, reason: str) -> None:
+        """Leave memory: the body is cancelled, and `run` returns `Departed`."""
+        self._departure = reason
+        self.leaving = True
+        self._stop_idle_timer()
+        if self._task is not None:
+            self._task.cancel()
+
     async def run(self, body: Callable[[], Coroutine[Any, Any, T]]) -> Ended[T] | Departed:
-        """Run the body and handle the mailbox until the body ends or the actor leaves.
+        """Run the body in this task until it ends or the actor leaves memory.
 
         Raises:
             Exception: What the body raised (the supervisor decides what follows).
         """
-        task = asyncio.get_running_loop().create_task(body())
-        task.add_done_callback(lambda _: self.mailbox.post(BodyEnded()))
+        task = self._task = asyncio.current_task()
         try:
-            while True:
-                message = await self.mailbox.get()
-                match message:
-                    case Wake() | TimerDue():
-                        self._wake_waits()
-                    case Cancel():
-                        await self._cancel(message)
-                    case Passivate():
-                        if await self._passivate():
-                            return Departed("passivated")
-                    case Stop():
-                        return Departed("stopped")
-                    case BodyEnded():
-                        return Ended(task.result())
+            return Ended(await body())
+        except asyncio.CancelledError:
+            if self._departure is None or task is None:
+                raise
+            task.uncancel()  # the actor's own doing: it left memory, nothing failed
+            return Departed(self._departure)
         finally:
             self.leaving = True
+            self._task = None
             self._stop_idle_timer()
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            if self._handler is not None and not self._handler.done():
+                self._handler.cancel()
             for message in self.mailbox.take_all():
                 self._unhandled(message)
 
@@ -172,10 +212,6 @@ class InstanceActor:
     # -- cancel ---------------------------------------------------------------------
 
     async def _cancel(self, message: Cancel) -> None:
-        if message.committed is not None:  # stored elsewhere; an activation may have missed it
-            if self.cancel is None and not self.finishing:
-                self._accept(message.committed)
-            return
         reply = message.reply
         assert reply is not None
         from edda.journal.cancel import CancelOutcome
@@ -189,7 +225,7 @@ class InstanceActor:
                                                   f"{self.cancel.by!r}", self._node_id,
                                            self.cancel))
             return
-        self._cancel_settled.clear()  # no durable call starts while this commits
+        committing = self._committing = Signal()  # no durable call starts while this commits
         try:
             outcome = await self._stores.journal.request_cancel(self.instance_id, message.by,
                                                                 message.at)
@@ -198,7 +234,8 @@ class InstanceActor:
                 reply.set_exception(exc)
             return
         finally:
-            self._cancel_settled.set()
+            self._committing = None
+            committing.set()
         if outcome.accepted:
             assert outcome.request is not None
             self._accept(outcome.request)
@@ -211,7 +248,8 @@ class InstanceActor:
 
     async def cancel_settled(self) -> CancelRequest | None:
         """Wait until no cancel is being committed; the accepted cancel, if any."""
-        await self._cancel_settled.wait()
+        while self._committing is not None:
+            await self._committing.wait()
         return self.cancel
 
     async def finish(self) -> CancelRequest | None:
@@ -224,27 +262,28 @@ class InstanceActor:
         while True:
             if self.cancel is not None:
                 return self.cancel
-            if self._cancel_settled.is_set():
+            committing = self._committing
+            if committing is None:
                 self.finishing = True  # no await since the check: nothing slips between
                 return None
-            await self._cancel_settled.wait()
+            await committing.wait()
 
     # -- what the body does -----------------------------------------------------------
 
-    def enter_wait(self) -> asyncio.Event:
-        """A wait begins; the returned event is set when it should look again."""
-        event = asyncio.Event()
+    def enter_wait(self) -> Signal:
+        """A wait begins; the returned signal is set when it should look again."""
+        event = Signal()
         self._wakes.add(event)
         self.waiting += 1
         self._changed()
         return event
 
-    def leave_wait(self, event: asyncio.Event) -> None:
+    def leave_wait(self, event: Signal) -> None:
         self._wakes.discard(event)
         self.waiting -= 1
         self._changed()
 
-    async def blocked_until(self, event: asyncio.Event, deadline: float | None) -> None:
+    async def blocked_until(self, event: Signal, deadline: float | None) -> None:
         """Block a wait until it is woken or its deadline (the node's clock) comes."""
         timer = (None if deadline is None
                  else self._clock.call_at(deadline, lambda: self.post(TimerDue())))
@@ -287,20 +326,19 @@ class InstanceActor:
 
     # -- passivation ------------------------------------------------------------------
 
-    async def _passivate(self) -> bool:
-        """Give the instance up if it is still idle; True if the actor must leave."""
+    async def _passivate(self) -> None:
+        """Give the instance up if it is still idle, and leave memory."""
         if not self.idle:
-            return False
+            return
         try:
             released = await self._stores.leases.release(self.instance_id, self._node_id,
                                                           self.journal.epoch)
         except Exception:
             # Staying resident is always safe; the sweep covers a missed wake-up.
             log.warning("passivating %s failed", self.instance_id, exc_info=True)
-            return False
+            return
         if not released.released:
-            return False
+            return
         if released.pending:  # something for one of its waits arrived meanwhile
             self.missed = True
-        self.leaving = True
-        return True
+        self._depart("passivated")

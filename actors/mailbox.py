@@ -53,31 +53,66 @@ class Stop:
     """Leave memory now (the node stops, or lost its lease); the journal keeps everything."""
 
 
-@dataclass(frozen=True, slots=True)
-class BodyEnded:
-    """The workflow's own task finished (posted by the actor to itself)."""
+Message = Wake | TimerDue | Cancel | Passivate | Stop
 
 
-Message = Wake | TimerDue | Cancel | Passivate | Stop | BodyEnded
+class Signal:
+    """A flag one task waits on and others set; `asyncio.Event` without its deque.
+
+    A node keeps thousands of idle actors in memory, each with a mailbox and a
+    signal per wait, so these hold at most one future and nothing else.
+    """
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        while not self._set:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
 
 class Mailbox:
-    """An unbounded, ordered queue of messages; posting never blocks."""
+    """An ordered queue of messages; its actor takes them one at a time."""
 
-    __slots__ = ("_queue",)
+    __slots__ = ("_messages",)
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._messages: list[Message] = []  # rarely more than one: a list is lighter
+
+    def __bool__(self) -> bool:
+        return bool(self._messages)
 
     def post(self, message: Message) -> None:
-        self._queue.put_nowait(message)
+        self._messages.append(message)
 
-    async def get(self) -> Message:
-        return await self._queue.get()
+    def pop(self) -> Message:
+        """The oldest message.
+
+        Raises:
+            IndexError: If the mailbox is empty.
+        """
+        return self._messages.pop(0)
 
     def take_all(self) -> list[Message]:
         """Everything waiting in the mailbox, now."""
-        taken: list[Message] = []
-        while not self._queue.empty():
-            taken.append(self._queue.get_nowait())
+        taken, self._messages = self._messages, []
         return taken

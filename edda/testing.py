@@ -46,7 +46,7 @@ async def sweep_now(app: EddaApp) -> None:
     await _node(app).recovery.sweep()
 
 
-async def passivate_idle(app: EddaApp) -> None:
+def passivate_idle(app: EddaApp) -> None:
     """Ask every instance in the node's memory to passivate now if it only waits."""
     _node(app).runner.passivate_idle()
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from edda.journal import schema
 from edda.journal.channels import pending_messages_query
 from edda.journal.waits import pending_events_query
-from edda.journal.writes import SqlStore, Write
+from edda.journal.writes import SqlStore, Write, write_alone
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -251,7 +251,10 @@ class SqlLeaseStore(SqlStore):
                                             lease_seconds))
 
     async def renew(self, node_id: str, lease_seconds: float) -> bool:
-        return await self._write(RenewNode(node_id, lease_seconds))
+        """Extend the lease in a transaction of its own: a heartbeat must not queue
+        behind the journal appends of a busy node (nor wait out an outage: it fails,
+        and the node judges its lease by when it last succeeded)."""
+        return await write_alone(self._db, RenewNode(node_id, lease_seconds))
 
     async def remove(self, node_ids: Collection[str]) -> None:
         await self._write(RemoveNodes(list(node_ids)))

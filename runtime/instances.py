@@ -123,10 +123,14 @@ class InstanceRunner:
         again once it has left, so True means the message will not be lost.
         """
         actor = self.resident.get(instance_id)
-        if actor is None:
-            return False
-        actor.post(message)
-        return True
+        if actor is not None:
+            actor.post(message)
+            return True
+        if self.supervisor.is_running(instance_id):  # its actor is ending: wake it after
+            if isinstance(message, Wake | Cancel):
+                self._rewake.add(instance_id)
+            return True
+        return False
 
     def passivate_idle(self) -> None:
         """Ask every resident actor to passivate now if it is idle (tools and tests)."""

@@ -41,7 +41,7 @@ class WakeListener:
             task_status.started()
             async for message in subscription:
                 instance_id = instance_of(message.subject)
-                if runner.tell(instance_id, Wake()) or runner.supervisor.is_running(instance_id):
+                if runner.tell(instance_id, Wake()):
                     continue
                 self._background.spawn(runner.activate_idle(instance_id),
                                        what=f"the wake-up of {instance_id}")
