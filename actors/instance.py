@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edda.actors.mailbox import (
     Cancel,
@@ -67,17 +67,13 @@ class Departed:
         return f"Departed({self.reason!r})"
 
 
-class Ended(Generic[T]):
-    """What `InstanceActor.run` returns when the body finished: its value."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: T) -> None:
-        self.value = value
-
-
 class InstanceActor:
     """A resident workflow instance."""
+
+    __slots__ = ("_clock", "_committing", "_departure", "_handler", "_idle_seconds",
+                 "_idle_timer", "_node_id", "_on_suspended", "_stores", "_task", "_wakes",
+                 "blocked", "busy", "cancel", "compensating", "finishing", "instance_id",
+                 "journal", "leaving", "mailbox", "missed", "waiting")
 
     def __init__(
         self,
@@ -109,7 +105,7 @@ class InstanceActor:
         self.waiting = 0
         self.blocked = 0
         self.busy = 0
-        self._wakes: set[Signal] = set()
+        self._wakes: set[Signal] | None = None  # made by the first wait
         self._idle_timer: TimerHandle | None = None
         #: True once the actor has decided to leave memory.
         self.leaving = False
@@ -174,15 +170,16 @@ class InstanceActor:
         if self._task is not None:
             self._task.cancel()
 
-    async def run(self, body: Callable[[], Coroutine[Any, Any, T]]) -> Ended[T] | Departed:
-        """Run the body in this task until it ends or the actor leaves memory.
+    async def run(self, body: Coroutine[Any, Any, T]) -> T | Departed:
+        """Run the body in this task until it ends (its value) or the actor leaves
+        memory (`Departed`).
 
         Raises:
             Exception: What the body raised (the supervisor decides what follows).
         """
         task = self._task = asyncio.current_task()
         try:
-            return Ended(await body())
+            return await body
         except asyncio.CancelledError:
             if self._departure is None or task is None:
                 raise
@@ -206,7 +203,7 @@ class InstanceActor:
                 self.missed = True
 
     def _wake_waits(self) -> None:
-        for event in self._wakes:
+        for event in self._wakes or ():
             event.set()
 
     # -- cancel ---------------------------------------------------------------------
@@ -246,6 +243,11 @@ class InstanceActor:
         self.cancel = request
         self._wake_waits()
 
+    @property
+    def committing_cancel(self) -> bool:
+        """Whether a cancel request is being committed right now."""
+        return self._committing is not None
+
     async def cancel_settled(self) -> CancelRequest | None:
         """Wait until no cancel is being committed; the accepted cancel, if any."""
         while self._committing is not None:
@@ -273,13 +275,16 @@ class InstanceActor:
     def enter_wait(self) -> Signal:
         """A wait begins; the returned signal is set when it should look again."""
         event = Signal()
+        if self._wakes is None:
+            self._wakes = set()
         self._wakes.add(event)
         self.waiting += 1
         self._changed()
         return event
 
     def leave_wait(self, event: Signal) -> None:
-        self._wakes.discard(event)
+        if self._wakes is not None:
+            self._wakes.discard(event)
         self.waiting -= 1
         self._changed()
 

@@ -8,7 +8,6 @@ leaves the actor before what it journaled is committed.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,6 +17,7 @@ from edda.journal.errors import EarlierWriteFailed, FencedError
 from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Take, Taken
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Awaitable, Callable
 
     from sqlalchemy import Connection
@@ -49,6 +49,9 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 class InstanceJournal:
     """The journal of one resident instance."""
+
+    __slots__ = ("_unsettled", "_writer", "epoch", "instance_id", "next_seq", "records",
+                 "workflow_name")
 
     def __init__(
         self,
@@ -176,9 +179,7 @@ class InstanceJournal:
 
     async def _wait(self, future: asyncio.Future[Any], *, submitted: bool = False) -> Any:
         try:
-            # Shielded: stopping the actor must not cancel the write itself, which
-            # others may wait for too (start() waits for the instance's creation).
-            result = await asyncio.shield(future)
+            result = await future
         except FencedError as exc:
             raise ActorStopped(str(exc)) from exc
         except EarlierWriteFailed as exc:

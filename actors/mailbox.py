@@ -96,13 +96,17 @@ class Mailbox:
     __slots__ = ("_messages",)
 
     def __init__(self) -> None:
-        self._messages: list[Message] = []  # rarely more than one: a list is lighter
+        # Made on first use, and a list: most actors never get a message at all.
+        self._messages: list[Message] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._messages)
 
     def post(self, message: Message) -> None:
-        self._messages.append(message)
+        if self._messages is None:
+            self._messages = [message]
+        else:
+            self._messages.append(message)
 
     def pop(self) -> Message:
         """The oldest message.
@@ -110,9 +114,11 @@ class Mailbox:
         Raises:
             IndexError: If the mailbox is empty.
         """
+        if not self._messages:
+            raise IndexError("the mailbox is empty")
         return self._messages.pop(0)
 
     def take_all(self) -> list[Message]:
         """Everything waiting in the mailbox, now."""
-        taken, self._messages = self._messages, []
+        taken, self._messages = self._messages or [], None
         return taken

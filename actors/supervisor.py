@@ -27,6 +27,8 @@ from edda.actors.instance_journal import ActorStopped, WriteLost
 from edda.journal.faults import describe, is_transient
 
 if TYPE_CHECKING:
+    import contextvars
+
     from anyio.abc import TaskStatus
 
 log = logging.getLogger("edda.supervisor")
@@ -49,6 +51,7 @@ class Supervisor:
         on_give_up: GiveUp,
         *,
         on_exit: Callable[[str], None] | None = None,
+        context: contextvars.Context | None = None,
         max_restarts: int = 5,
         period: float = 60.0,
         backoff_initial: float = 0.05,
@@ -56,6 +59,7 @@ class Supervisor:
     ) -> None:
         self._on_give_up = on_give_up
         self._on_exit = on_exit
+        self._context = context
         self.max_restarts = max_restarts
         self.period = period
         self.backoff_initial = backoff_initial
@@ -98,7 +102,9 @@ class Supervisor:
             return False
         if self._group is None:
             raise RuntimeError("the actor supervisor is not running")
-        task = self._group.create_task(self._supervise(key, body), name=f"edda-actor:{key}")
+        task = self._group.create_task(
+            self._supervise(key, body), name=f"edda-actor:{key}",
+            context=None if self._context is None else self._context.copy())
         self._actors[key] = task
         task.add_done_callback(lambda _t: self._exited(key, task))
         return True

@@ -223,13 +223,14 @@ def _claim_message(conn: Connection, ctx: WriteContext, address: str,
     return None if claimed is None else _stored(claimed)
 
 
-_BACKLOG = (sa.select(_m.c.id)
-            .where(_m.c.channel == sa.bindparam("address"), _m.c.claimed_by.is_(None))
-            .limit(1))
-_OTHER_WAITER = (sa.select(_w.c.instance_id)
-                 .where(_w.c.kind == "channel", _w.c.key == sa.bindparam("address"),
-                        _w.c.instance_id != sa.bindparam("iid"))
-                 .limit(1))
+#: Another receiver waiting on the address, if messages are left in its queue.
+_NEXT_RECEIVER = (
+    sa.select(_w.c.instance_id)
+    .where(_w.c.kind == "channel", _w.c.key == sa.bindparam("address"),
+           _w.c.instance_id != sa.bindparam("iid"),
+           sa.exists(sa.select(_m.c.id).where(_m.c.channel == sa.bindparam("address"),
+                                              _m.c.claimed_by.is_(None))))
+    .limit(1))
 
 
 class TakeCompeting(Take, frozen=True, kw_only=True):
@@ -255,10 +256,8 @@ class TakeCompeting(Take, frozen=True, kw_only=True):
             return None
         entry = received(message, self.position, self.call, self.channel)
         consumed = Consume(self.instance_id, message.row_id, only_receiver=True)
-        params = {"address": self.address, "iid": self.instance_id}
-        next_receiver = None
-        if conn.execute(_BACKLOG, params).first() is not None:
-            next_receiver = conn.execute(_OTHER_WAITER, params).scalar()
+        next_receiver = conn.execute(_NEXT_RECEIVER, {"address": self.address,
+                                                      "iid": self.instance_id}).scalar()
         return Taken(entry, self.change, (*self.effects, consumed), next_receiver)
 
 

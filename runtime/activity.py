@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import time
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import anyio.to_thread
 
 from edda.journal.entries import ActivityCompleted, ActivityFailed
+from edda.journal.faults import describe, is_transient
 from edda.journal.group_commit import InstanceChange
 from edda.runtime.compensation import bind_for_activity, compensation_of
 from edda.runtime.context import WorkflowContext
@@ -40,6 +42,7 @@ from edda.runtime.transactions import Transaction, enter, leave
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
 
+log = logging.getLogger("edda.activity")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -113,7 +116,8 @@ class Activity(Generic[P, R]):
         # Side effects come only after everything the workflow journaled is committed,
         # and never once a cancel has been accepted (or while one is being committed).
         await run.journal.settled()
-        request = await run.actor.cancel_settled()
+        actor = run.actor
+        request = await actor.cancel_settled() if actor.committing_cancel else actor.cancel
         if request is not None:
             raise cancelled_error(ctx.instance_id, request.by)
         run.actor.begin_work()  # a running activity keeps the actor resident
@@ -163,11 +167,21 @@ class Activity(Generic[P, R]):
         started = time.monotonic()
         metadata = RetryMetadata()
         attempt = 0
+        away = 0.0
         while True:
             attempt += 1
             try:
                 result, txn = await self._attempt(ctx, args, kwargs)
                 return result, attempt, txn
+            except _DatabaseAway as exc:
+                # The workflow database failed under ctx.session: not the activity's fault,
+                # so the attempt does not count; it runs again once the database is back.
+                attempt -= 1
+                away = min(max(away * 2, 0.05), 2.0)
+                log.warning("activity %s of %s waits for the database (%s)", self.name,
+                            ctx.instance_id, describe(exc.__cause__ or exc))
+                _check_cancel(ctx)
+                await asyncio.sleep(away)
             except TerminalError as exc:
                 await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempt)
                 raise
@@ -202,8 +216,11 @@ class Activity(Generic[P, R]):
                 bound = functools.partial(self.func, ctx, *args, **kwargs)
                 result = await anyio.to_thread.run_sync(bound)
             await txn.flush()  # errors in the user's own writes fail this attempt
-        except BaseException:
-            await txn.rollback()
+        except BaseException as exc:
+            used_session = txn.uses_session
+            await _quietly(txn.rollback())
+            if used_session and isinstance(exc, Exception) and is_transient(exc):
+                raise _DatabaseAway() from exc
             raise
         finally:
             leave(token)
@@ -236,6 +253,19 @@ class Activity(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Activity {self.name}>"
+
+
+class _DatabaseAway(Exception):
+    """An attempt that used ``ctx.session`` met an unavailable database."""
+
+
+async def _quietly(rollback: Awaitable[None]) -> None:
+    """Roll back, ignoring a database that is away (the transaction is gone with it)."""
+    try:
+        await rollback
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
 
 
 def _check_cancel(ctx: WorkflowContext) -> None:

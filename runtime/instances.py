@@ -30,7 +30,7 @@ from edda.journal.store import Record
 from edda.journal.waits import EndAllWaits
 from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
-from edda.runtime.registry import enter_app
+from edda.runtime.registry import app_context
 from edda.runtime.replay import run_workflow
 from edda.runtime.results import Waiters
 from edda.runtime.saga import Outcome, failure_output
@@ -79,10 +79,14 @@ class InstanceRunner:
         self.default_retry_policy = default_retry_policy
         self.idle_seconds = idle_seconds
         self.clock = clock
-        self.supervisor = Supervisor(self.give_up, on_exit=self._exited)
+        # Every actor's task runs with this node as the current app (Workflow.start,
+        # send_event in its code reach this node).
+        self.supervisor = Supervisor(self.give_up, on_exit=self._exited,
+                                     context=app_context(app))
         #: The node's background work (hooks, handlers, passivations, activations).
         self.background = Background()
         self.waiters = Waiters()
+        self._suspended = self.waiters.suspended  # one bound method for every actor
         #: The resident actors, by instance id.
         self.resident: dict[str, InstanceActor] = {}
         #: Activations that wait for a leaving actor of the same instance to end.
@@ -175,7 +179,6 @@ class InstanceRunner:
                    records: list[Record] | None,
                    created: asyncio.Future[Any] | None = None) -> None:
         stores = self._require_stores()
-        enter_app(self._app)  # this actor's task (and its children) run on this node
         wf = self.registry.workflow(workflow_name)
         if wf is None:
             raise LookupError(f"workflow {workflow_name!r} of instance {instance_id!r} is not "
@@ -183,14 +186,17 @@ class InstanceRunner:
         cancel = None
         if records is None:  # a recovery or re-activation: a cancel may be waiting
             records, cancel = await stores.journal.activation(instance_id)
+        # The actor waits on its own view of the creation: stopping it (a lost lease)
+        # must not cancel the write that start() waits for too.
         journal = InstanceJournal(instance_id, workflow_name, epoch, records,
-                                  self._require_writer(), unsettled=created)
+                                  self._require_writer(),
+                                  unsettled=None if created is None else asyncio.shield(created))
         actor = InstanceActor(journal, stores=stores, node_id=self.node_id, clock=self.clock,
                               idle_seconds=self.idle_seconds,
-                              on_suspended=self.waiters.suspended, cancel=cancel)
+                              on_suspended=self._suspended, cancel=cancel)
         self.resident[instance_id] = actor
         try:
-            ended = await actor.run(lambda: run_workflow(
+            ended = await actor.run(run_workflow(
                 wf, actor, worker_id=self.node_id, hooks=self.hooks,
                 default_retry_policy=self.default_retry_policy, host=self, stores=stores,
                 db=self._app.database, clock=self.clock, registry=self.registry,
@@ -210,7 +216,7 @@ class InstanceRunner:
                 if self._timers is not None:
                     self._timers.nudge()  # its deadline is now the timer service's
             return
-        outcome = ended.value
+        outcome = ended
         if outcome.recurred is not None:
             self._continue(instance_id, workflow_name, outcome.recurred)
             return

@@ -103,13 +103,11 @@ def app_stopped(app: EddaApp) -> None:
         _running.remove(app)
 
 
-def enter_app(app: EddaApp) -> contextvars.Token[EddaApp | None]:
-    """Make ``app`` current in this task and the tasks it starts."""
-    return _current.set(app)
-
-
-def leave_app(token: contextvars.Token[EddaApp | None]) -> None:
-    _current.reset(token)
+def app_context(app: EddaApp) -> contextvars.Context:
+    """A context in which ``app`` is the current app, to copy for the node's tasks."""
+    context = contextvars.copy_context()
+    context.run(_current.set, app)
+    return context
 
 
 def current_app() -> EddaApp | None:

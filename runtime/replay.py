@@ -151,7 +151,7 @@ class RunHost(Protocol):
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None: ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class InstanceRun:
     """Everything one run of an instance needs besides user code."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,13 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from edda import DatabaseUnavailableError, EddaApp, WorkflowContext, activity, workflow
+from edda import (
+    DatabaseUnavailableError,
+    EddaApp,
+    RetryPolicy,
+    WorkflowContext,
+    activity,
+    workflow,
+)
 from edda.journal.database import Database
 from edda.journal.store import InstanceFilter, SqlJournalStore
 from tests.support.faults import MiB, ext4_volume, small_tmpfs
-from tests.support.gates import wait_until
+from tests.support.gates import Gate, wait_for, wait_until
 from tests.support.pgserver import LocalPostgres
+from tests.test_workflows import GATES
 
 pytestmark = pytest.mark.anyio
 STEPS = 4
@@ -248,3 +258,62 @@ async def test_start_says_the_truth_when_the_node_stops_during_an_outage(
     finally:
         await db.dispose()
     assert rows == [], "a start() that raised left nothing behind"
+
+
+SHIPMENTS = sa.Table("outage_shipments", sa.MetaData(), sa.Column("order_id", sa.String(64)))
+
+
+@activity(retry_policy=RetryPolicy(max_attempts=1))  # one counted failure would fail it
+async def record_shipment(ctx: WorkflowContext, order_id: str) -> str:
+    await GATES["ship"].hold()  # the database goes away while this step runs
+    await ctx.session.execute(sa.insert(SHIPMENTS).values(order_id=order_id))
+    return order_id
+
+
+@workflow
+async def shipping_wf(ctx: WorkflowContext, order_id: str) -> str:
+    return await record_shipment(ctx, order_id)
+
+
+@pytest.mark.postgres
+async def test_an_activity_whose_session_meets_an_outage_waits_instead_of_failing(
+    own_postgres: LocalPostgres, make_app: Callable[..., EddaApp]
+) -> None:
+    url = own_postgres.create_database("session")
+    app = make_app(url, lease_seconds=30.0)
+    await app.initialize()
+    async with app.database.user_engine().begin() as conn:
+        await conn.run_sync(SHIPMENTS.metadata.create_all)
+    GATES["ship"] = Gate()
+    try:
+        started = asyncio.create_task(shipping_wf.start(order_id="S-1"))
+        await wait_for(GATES["ship"].reached)
+        await asyncio.to_thread(own_postgres.stop_server)
+        GATES["ship"].open()  # its statement now meets the outage
+
+        async def waiting() -> bool:
+            return any("waits for the database" in r for r in _records)
+
+        _records.clear()
+        handler = _Collect()
+        logging.getLogger("edda.activity").addHandler(handler)
+        try:
+            await wait_until(waiting, "the activity to wait for the database")
+        finally:
+            logging.getLogger("edda.activity").removeHandler(handler)
+        await asyncio.to_thread(own_postgres.start_server)
+        instance_id = await asyncio.wait_for(started, 60)
+    finally:
+        GATES.pop("ship", None)
+    assert await app.wait_result(instance_id, timeout=30) == "S-1"
+    async with app.database.user_engine().connect() as conn:
+        rows = (await conn.execute(sa.select(SHIPMENTS.c.order_id))).scalars().all()
+    assert rows == ["S-1"], "its write committed once, with the step"
+
+
+_records: list[str] = []
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        _records.append(record.getMessage())
