@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from edda.journal.appends import Append, InstanceChange, Take, Taken
 from edda.journal.entries import TERMINAL_KINDS, Entry, kind_of
 from edda.journal.errors import EarlierWriteFailed, FencedError
-from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Take, Taken
 
 if TYPE_CHECKING:
     import asyncio
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Connection
 
+    from edda.journal.group_commit import GroupCommitWriter
     from edda.journal.store import Record
     from edda.journal.writes import Effect
 

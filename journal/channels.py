@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from edda.journal import schema
+from edda.journal.appends import InstanceChange, Take, Taken
 from edda.journal.codec import decode_json, encode_json
 from edda.journal.dialects import POSTGRESQL, SQLITE
 from edda.journal.entries import MessagePublished, MessageReceived
-from edda.journal.group_commit import InstanceChange, Take, Taken
 from edda.journal.writes import SqlStore, Write
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 import anyio.to_thread
 
+from edda.journal.appends import InstanceChange
 from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.faults import describe, is_transient
-from edda.journal.group_commit import InstanceChange
 from edda.runtime.compensation import bind_for_activity, compensation_of
 from edda.runtime.context import WorkflowContext
 from edda.runtime.errors import RetryExhaustedError, TerminalError

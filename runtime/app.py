@@ -16,20 +16,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from edda.journal.appends import Append
 from edda.journal.channels import StoreMessage, new_message_id
 from edda.journal.clock import SystemClock
 from edda.journal.codec import encode_json
 from edda.journal.database import Database
 from edda.journal.entries import WorkflowStarted
-from edda.journal.group_commit import Append, GroupCommitWriter
 from edda.journal.store import Record
 from edda.journal.stores import Stores, sql_stores
-from edda.journal.waits import StoreEvent
 from edda.runtime import queries
 from edda.runtime.channels import check_payload, wake_receivers
-from edda.runtime.events import check_event_type, normalize_cloudevent
+from edda.runtime.events import check_event_type
 from edda.runtime.hooks import fire
 from edda.runtime.http import HttpEdge
+from edda.runtime.ingress import accept_cloudevent
 from edda.runtime.instances import InstanceRunner
 from edda.runtime.node import Node
 from edda.runtime.registry import DEFAULT, Registry, app_started, app_stopped
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from edda.journal.clock import Clock
+    from edda.journal.group_commit import GroupCommitWriter
     from edda.journal.writes import Effect
     from edda.runtime.hooks import WorkflowHooks
     from edda.runtime.http import Authorizer
@@ -369,40 +370,7 @@ class EddaApp:
                 workflow it starts (nothing is stored).
         """
         self._require_initialized()
-        assert self._writer is not None
-        normalized = normalize_cloudevent(event)
-        handlers = list(self.event_handlers.get(normalized.type, ()))
-        store = StoreEvent(normalized.type, normalized.attributes, normalized.data_bytes,
-                           normalized.target_instance_id)
-        starts = None if handlers else self.registry.workflow(normalized.type)
-        waits = self.stores.waits
-        if starts is not None and starts.event_handler:
-            data = normalized.attributes["data"]
-            try:
-                stored = starts.prepare_input(data if isinstance(data, dict) else {})
-            except TypeError as exc:
-                raise ValueError(f"CloudEvent {normalized.type!r} cannot start workflow "
-                                 f"{starts.name!r}: {exc}") from exc
-
-            await self._create(starts, f"{starts.name}-{uuid.uuid4().hex}", stored,
-                               effects=(store,))
-            waiting = await waits.event_waiters(normalized.type, normalized.target_instance_id)
-        else:
-            # Who waits is read in the transaction that stores the event: no extra read.
-            waiting = await self._writer.submit(store)
-        for instance_id in waiting:
-            await self.wake(instance_id)
-        for handler in handlers:
-            if wait:
-                await self._run_handler(handler, event)
-            else:
-                self._runner.background.spawn(self._run_handler(handler, event))
-
-    async def _run_handler(self, handler: Callable[[Any], Awaitable[Any]], event: Any) -> None:
-        try:
-            await handler(event)
-        except Exception:
-            log.exception("on_event handler %r failed", handler)
+        await accept_cloudevent(self, event, wait=wait)
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:

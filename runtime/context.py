@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from edda.journal.appends import InstanceChange
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.entries import WorkflowRecurred, WorkflowStarted, kind_of
-from edda.journal.group_commit import InstanceChange
 from edda.journal.recur import ContinueAsNew
 from edda.runtime.errors import NonDeterminismError
 from edda.runtime.transactions import SESSION_OUTSIDE, current_transaction, transaction

@@ -23,9 +23,9 @@ from edda.actors.instance_journal import ActorStopped, InstanceJournal
 from edda.actors.mailbox import Cancel, Message, Passivate, Wake
 from edda.actors.supervisor import Supervisor
 from edda.journal import schema
+from edda.journal.appends import InstanceChange
 from edda.journal.cancel import CancelOutcome
 from edda.journal.entries import WorkflowFailed
-from edda.journal.group_commit import InstanceChange
 from edda.journal.store import Record
 from edda.journal.waits import EndAllWaits
 from edda.runtime.errors import InstanceTakenOverError

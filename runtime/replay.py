@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edda.actors.instance_journal import ActorStopped, InstanceJournal, WriteLost
+from edda.journal.appends import InstanceChange
 from edda.journal.cancel import CancelRequest
 from edda.journal.codec import encode_json
 from edda.journal.entries import (
@@ -40,7 +41,6 @@ from edda.journal.entries import (
     WorkflowRecurred,
     WorkflowStarted,
 )
-from edda.journal.group_commit import InstanceChange
 from edda.journal.waits import EndAllWaits
 from edda.runtime.context import Recurred, WorkflowContext
 from edda.runtime.errors import NonDeterminismError

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from edda.journal.appends import InstanceChange
 from edda.journal.cancel import cancel_output
 from edda.journal.codec import encode_json
 from edda.journal.entries import (
@@ -26,7 +27,6 @@ from edda.journal.entries import (
     WorkflowCancelling,
     WorkflowFailed,
 )
-from edda.journal.group_commit import InstanceChange
 from edda.journal.waits import EndAllWaits
 from edda.runtime.compensation import run_one
 from edda.runtime.errors import WorkflowCancelledException

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.actors.instance_journal import InstanceJournal
+    from edda.journal.appends import InstanceChange
     from edda.journal.entries import Entry
-    from edda.journal.group_commit import InstanceChange
     from edda.journal.writes import Effect
     from edda.runtime.context import WorkflowContext
 

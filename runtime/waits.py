@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from edda.journal.appends import InstanceChange
 from edda.journal.entries import (
     TimerFired,
     WaitStarted,
     WaitTimedOut,
 )
-from edda.journal.group_commit import InstanceChange
 from edda.journal.waits import AddWait, EndWait
 
 if TYPE_CHECKING:

@@ -13,12 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from edda.journal import schema
+from edda.journal.appends import Append, InstanceChange, Take
 from edda.journal.channels import StoreMessage
 from edda.journal.codec import encode_entry, encode_json
 from edda.journal.database import Database
 from edda.journal.entries import ActivityCompleted, WorkflowStarted, kind_of
 from edda.journal.errors import EarlierWriteFailed, FencedError, JournalConflictError
-from edda.journal.group_commit import Append, GroupCommitWriter, InstanceChange, Take
+from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.leases import ClaimOrphans, RegisterNode, RemoveNodes
 from edda.journal.migrations import LATEST_VERSION, current_version, migrate
 from edda.journal.store import SqlJournalStore, read_journal

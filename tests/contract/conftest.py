@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from edda.journal.appends import Append
 from edda.journal.codec import encode_json
 from edda.journal.database import Database
 from edda.journal.entries import WorkflowStarted
-from edda.journal.group_commit import Append, GroupCommitWriter
+from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.leases import RegisterNode
 from edda.journal.migrations import migrate
 from edda.journal.stores import Stores, sql_stores

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from edda.journal.appends import Append, InstanceChange
 from edda.journal.entries import ActivityCompleted, WorkflowStarted
-from edda.journal.group_commit import Append, InstanceChange
 from edda.journal.store import InstanceFilter
 from tests.contract.conftest import NODE, Storage
 

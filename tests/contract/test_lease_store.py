@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from edda.journal.appends import Append, InstanceChange
 from edda.journal.entries import WaitStarted
-from edda.journal.group_commit import Append, InstanceChange
 from edda.journal.waits import AddWait, StoreEvent
 from tests.contract.conftest import NODE, Storage
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from edda.journal.appends import Append, InstanceChange
 from edda.journal.channels import (
     Consume,
     StoreMessage,
@@ -16,7 +17,6 @@ from edda.journal.channels import (
     received,
 )
 from edda.journal.entries import MessageReceived, Subscribed, WaitStarted
-from edda.journal.group_commit import Append, InstanceChange
 from edda.journal.waits import AddWait, MarkDelivered
 from tests.contract.conftest import Storage
 

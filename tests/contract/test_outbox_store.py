@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from edda.journal.appends import Append
 from edda.journal.entries import ActivityCompleted
-from edda.journal.group_commit import Append
 from edda.journal.outbox import InsertOutbox, Settled
 from tests.contract.conftest import Storage
 

@@ -1,0 +1,68 @@
+"""Accepting a CloudEvent: store it, start the workflow it names, wake who waits.
+
+`EddaApp.handle_cloudevent` (and the HTTP edge behind it) commits the event
+before anything else happens, so a crash afterwards never loses it; an
+``@workflow(event_handler=True)`` named like the event's type is created in the
+same transaction. Then every instance waiting for the type is woken, and the
+app's `on_event` handlers run (in the background, or in turn).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from edda.journal.waits import StoreEvent
+from edda.runtime.events import normalize_cloudevent
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from edda.runtime.app import EddaApp
+
+log = logging.getLogger("edda.app")
+
+
+async def accept_cloudevent(app: EddaApp, event: Any, *, wait: bool) -> None:
+    """See `EddaApp.handle_cloudevent`.
+
+    Raises:
+        ValueError: For a malformed event, or data that does not fit the workflow
+            it starts (nothing is stored).
+    """
+    normalized = normalize_cloudevent(event)
+    handlers = list(app.event_handlers.get(normalized.type, ()))
+    store = StoreEvent(normalized.type, normalized.attributes, normalized.data_bytes,
+                       normalized.target_instance_id)
+    starts = None if handlers else app.registry.workflow(normalized.type)
+    runner = app._runner
+    if starts is not None and starts.event_handler:
+        data = normalized.attributes["data"]
+        try:
+            stored = starts.prepare_input(data if isinstance(data, dict) else {})
+        except TypeError as exc:
+            raise ValueError(f"CloudEvent {normalized.type!r} cannot start workflow "
+                             f"{starts.name!r}: {exc}") from exc
+        await app._create(starts, f"{starts.name}-{uuid.uuid4().hex}", stored, effects=(store,))
+        waiting = await app.stores.waits.event_waiters(normalized.type,
+                                                       normalized.target_instance_id)
+    else:
+        # Who waits is read in the transaction that stores the event: no extra read.
+        waiting = await app.stores.waits.store_event(
+            normalized.type, normalized.attributes, normalized.data_bytes,
+            normalized.target_instance_id)
+    for instance_id in waiting:
+        await runner.notify(instance_id)
+    for handler in handlers:
+        if wait:
+            await _run_handler(handler, event)
+        else:
+            runner.background.spawn(_run_handler(handler, event))
+
+
+async def _run_handler(handler: Callable[[Any], Awaitable[Any]], event: Any) -> None:
+    try:
+        await handler(event)
+    except Exception:
+        log.exception("on_event handler %r failed", handler)
