@@ -97,7 +97,7 @@ class InstanceActor:
         #: The cancel this instance accepted; from then on no new durable call starts.
         self.cancel: CancelRequest | None = cancel
         #: While a cancel request is being committed, durable calls wait for this.
-        self._committing: Signal | None = None
+        self._committing: asyncio.Event | None = None
         #: The body has ended and its outcome is being journaled: too late to cancel.
         self.finishing = False
         #: Compensations are running: durable calls are not allowed, cancels neither.
@@ -189,8 +189,8 @@ class InstanceActor:
             self.leaving = True
             self._task = None
             self._stop_idle_timer()
-            if self._handler is not None and not self._handler.done():
-                self._handler.cancel()
+            # A handler under way is left to finish: a cancel it is committing still
+            # answers its caller (with what the database said), a release still ends.
             for message in self.mailbox.take_all():
                 self._unhandled(message)
 
@@ -213,6 +213,8 @@ class InstanceActor:
         assert reply is not None
         from edda.journal.cancel import CancelOutcome
 
+        if reply.done():  # the caller gave up
+            return
         if self.finishing or self.compensating:
             reply.set_result(CancelOutcome(False, f"instance {self.instance_id!r} cannot be "
                                                   "cancelled: it is already ending"))
@@ -222,7 +224,8 @@ class InstanceActor:
                                                   f"{self.cancel.by!r}", self._node_id,
                                            self.cancel))
             return
-        committing = self._committing = Signal()  # no durable call starts while this commits
+        # No durable call starts while this commits (several may wait: an Event).
+        committing = self._committing = asyncio.Event()
         try:
             outcome = await self._stores.journal.request_cancel(self.instance_id, message.by,
                                                                 message.at)

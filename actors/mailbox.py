@@ -57,10 +57,11 @@ Message = Wake | TimerDue | Cancel | Passivate | Stop
 
 
 class Signal:
-    """A flag one task waits on and others set; `asyncio.Event` without its deque.
+    """A flag **one** task waits on and others set; `asyncio.Event` without its deque.
 
-    A node keeps thousands of idle actors in memory, each with a mailbox and a
-    signal per wait, so these hold at most one future and nothing else.
+    A node keeps thousands of idle actors in memory, each with a signal per wait,
+    so a signal holds at most one future: it serves a single waiter (the wait it
+    belongs to). Use `asyncio.Event` where several tasks may wait.
     """
 
     __slots__ = ("_set", "_waiter")

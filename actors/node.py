@@ -110,6 +110,7 @@ class NodeSupervisor:
         *,
         on_failure: Callable[[BaseException], Awaitable[None]],
         on_restarted: Callable[[str], None] | None = None,
+        on_failing: Callable[[], None] | None = None,
         max_restarts: int = 5,
         period: float = 60.0,
         start_timeout: float = 30.0,
@@ -119,6 +120,7 @@ class NodeSupervisor:
         self.services = list(services)
         self._on_failure = on_failure
         self._on_restarted = on_restarted
+        self._on_failing = on_failing
         self.max_restarts = max_restarts
         self.period = period
         self.start_timeout = start_timeout
@@ -137,6 +139,7 @@ class NodeSupervisor:
         self._progress = asyncio.Event()
         self._up: set[str] = set()
         self._done = False
+        self._stopping: set[str] = set()
 
     async def start(self) -> None:
         """Start every service in order; return once all are ready.
@@ -239,6 +242,7 @@ class NodeSupervisor:
             raise ServiceStartError(service.name, _unwrap(exc)) from exc
 
     async def _stop_one(self, service: Service) -> None:
+        self._stopping.add(service.name)  # a service between restarts is not restarted
         try:
             await service.drain()
         except Exception:
@@ -257,8 +261,9 @@ class NodeSupervisor:
         delay = self.backoff_initial
         first = True
         ended = self._ended[name] = anyio.Event()
+        pause = 0.0
         try:
-            while True:
+            while name not in self._stopping:
                 def ready(again: bool = not first) -> None:
                     self.starts[name] = self.starts.get(name, 0) + 1
                     self._up.add(name)
@@ -271,15 +276,18 @@ class NodeSupervisor:
                 try:
                     try:
                         with scope:
+                            if pause:  # the backoff: stopping the node cancels it too
+                                await anyio.sleep(pause)
                             await service.run(task_status=status)
                     finally:
                         self._up.discard(name)
-                    if name not in self._killed:
+                    if name not in self._killed or name in self._stopping:
                         return  # stopped by the node, or done
                     self._killed.discard(name)
                     error: BaseException = RuntimeError(f"the {name} was killed")
                 except Exception as exc:
                     error = exc
+                    self._killed.discard(name)
                     if first and not status.started_:
                         raise ServiceStartError(name, exc) from exc
                 first = False
@@ -292,12 +300,14 @@ class NodeSupervisor:
                     while crashes and crashes[0] < now - self.period:
                         crashes.popleft()
                     if len(crashes) > self.max_restarts:
+                        if self._on_failing is not None:
+                            self._on_failing()  # e.g. the writer stops waiting for a database
                         raise NodeFailedError(name, len(crashes), self.period, error)
                     log.error("the node's %s crashed; restarting it (%d of %d restarts "
                               "allowed within %g s)", name, len(crashes), self.max_restarts,
                               self.period, exc_info=error)
                 self.restarts[name] = self.restarts.get(name, 0) + 1
-                await anyio.sleep(delay)
+                pause = delay
                 delay = min(delay * 2, self.backoff_max)
         finally:
             self._scopes.pop(name, None)

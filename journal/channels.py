@@ -223,13 +223,18 @@ def _claim_message(conn: Connection, ctx: WriteContext, address: str,
     return None if claimed is None else _stored(claimed)
 
 
-#: Another receiver waiting on the address, if messages are left in its queue.
+#: Another competing receiver waiting on the address, if a message it may take is
+#: left in the queue.
 _NEXT_RECEIVER = (
     sa.select(_w.c.instance_id)
+    .join(_s, sa.and_(_s.c.instance_id == _w.c.instance_id, _s.c.address == _w.c.key,
+                      _s.c.mode == "competing"))
     .where(_w.c.kind == "channel", _w.c.key == sa.bindparam("address"),
            _w.c.instance_id != sa.bindparam("iid"),
-           sa.exists(sa.select(_m.c.id).where(_m.c.channel == sa.bindparam("address"),
-                                              _m.c.claimed_by.is_(None))))
+           sa.exists(sa.select(_m.c.id).where(
+               _m.c.channel == sa.bindparam("address"), _m.c.claimed_by.is_(None),
+               sa.or_(_m.c.target_instance_id.is_(None),
+                      _m.c.target_instance_id == _w.c.instance_id))))
     .limit(1))
 
 

@@ -50,9 +50,9 @@ class SqlDialect:
     def serialize_migrations(self, conn: Connection) -> None:
         """Make concurrent migrators wait for each other (SQLite: BEGIN IMMEDIATE does)."""
 
-    def stamp(self, conn: Connection, node_id: str, token: str) -> None:
+    def stamp(self, conn: Connection, node_id: str, token: str, now: float) -> None:
         """Record ``token`` as the writer's last batch, in the batch's transaction."""
-        conn.execute(_STAMP[self.name], {"node_id": node_id, "token": token})
+        conn.execute(_STAMP[self.name], {"node_id": node_id, "token": token, "now": now})
 
 
 class PostgresDialect(SqlDialect):
@@ -84,9 +84,11 @@ class PostgresDialect(SqlDialect):
 
 def _stamp(insert: Any) -> Any:
     statement = insert(schema.writer_marks).values(node_id=sa.bindparam("node_id"),
-                                                   token=sa.bindparam("token"))
-    return statement.on_conflict_do_update(index_elements=["node_id"],
-                                           set_={"token": statement.excluded.token})
+                                                   token=sa.bindparam("token"),
+                                                   stamped_at=sa.bindparam("now"))
+    return statement.on_conflict_do_update(
+        index_elements=["node_id"],
+        set_={"token": statement.excluded.token, "stamped_at": statement.excluded.stamped_at})
 
 
 _STAMP = {"sqlite": _stamp(sqlite.insert), "postgresql": _stamp(postgresql.insert)}

@@ -149,6 +149,15 @@ class GroupCommitWriter:
         self._queue.put_nowait(_STOP)
         await self._stopped.wait()
 
+    def abandon(self, timeout: float = 1.0) -> None:
+        """Stop taking writes and stop waiting for an unavailable database after
+        ``timeout`` seconds (the node is failing): writes not committed by then fail
+        with `DatabaseUnavailableError`."""
+        self._give_up_at = time.monotonic() + timeout
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(_STOP)
+
     def start(self) -> None:
         """Run standalone, in a task of its own (tools and tests; a node uses `run`)."""
         if self._task is None:
@@ -229,7 +238,16 @@ class GroupCommitWriter:
             await self._batches()
         finally:
             if self._closed:
+                self._answer_the_rest()
                 self._stopped.set()
+
+    def _answer_the_rest(self) -> None:
+        """The writer stopped: whatever is still queued was never tried."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _Pending):
+                _settle(item.future, error=DatabaseUnavailableError(
+                    RuntimeError("the journal writer stopped"), maybe_committed=False))
 
     async def _batches(self) -> None:
         stopping = False
@@ -409,7 +427,7 @@ class GroupCommitWriter:
                 outcomes[i] = (True, self._take(conn, ctx, op))
             elif not isinstance(op, Append):
                 outcomes[i] = (True, op.apply(conn, ctx))
-        ctx.dialect.stamp(conn, self._node_id, token)
+        ctx.dialect.stamp(conn, self._node_id, token, ctx.now)
         return outcomes
 
 

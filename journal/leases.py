@@ -126,9 +126,9 @@ class RemoveNodes(Write[None], frozen=True):
     def apply(self, conn: Connection, ctx: WriteContext) -> None:
         if not self.node_ids:
             return
+        # Their writer marks stay: a node declared dead during an outage may still
+        # have to learn, once it reconnects, whether its last batch committed.
         conn.execute(sa.delete(_n).where(_n.c.node_id.in_(self.node_ids)))
-        conn.execute(sa.delete(schema.writer_marks)
-                     .where(schema.writer_marks.c.node_id.in_(self.node_ids)))
         conn.execute(sa.update(_i).where(_i.c.owner_node.in_(self.node_ids))
                      .values(owner_node=None))
 

@@ -193,6 +193,7 @@ writer_marks = sa.Table(
     metadata,
     sa.Column("node_id", sa.String(255), primary_key=True),
     sa.Column("token", sa.String(32), nullable=False),
+    sa.Column("stamped_at", sa.Double, nullable=False, server_default="0"),
 )
 
 #: Journals of instances that continued as new (``ctx.recur``).

@@ -118,11 +118,14 @@ class StoreEvent(Write[list[str]], frozen=True):
 
 
 class PurgeEvents(Write[int], frozen=True):
-    """Delete events (and their deliveries) published before ``older_than``."""
+    """Delete events (and their deliveries) published before ``older_than``, and the
+    marks of journal writers that have not written since then."""
 
     older_than: float
 
     def apply(self, conn: Connection, ctx: WriteContext) -> int:
+        marks = schema.writer_marks
+        conn.execute(sa.delete(marks).where(marks.c.stamped_at < self.older_than))
         old = sa.select(_e.c.id).where(_e.c.published_at < self.older_than)
         conn.execute(sa.delete(_d).where(_d.c.event_id.in_(old)))
         return int(conn.execute(sa.delete(_e).where(_e.c.published_at < self.older_than)

@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import anyio.to_thread
+from sqlalchemy.exc import SQLAlchemyError
 
 from edda.journal.appends import InstanceChange
 from edda.journal.entries import ActivityCompleted, ActivityFailed
@@ -219,7 +220,9 @@ class Activity(Generic[P, R]):
         except BaseException as exc:
             used_session = txn.uses_session
             await _quietly(txn.rollback())
-            if used_session and isinstance(exc, Exception) and is_transient(exc):
+            # Only the database's own errors: a timeout or OSError of the user's code
+            # (a partner API, a file) is the activity's, and its retry policy decides.
+            if used_session and _from_database(exc) and is_transient(exc):
                 raise _DatabaseAway() from exc
             raise
         finally:
@@ -253,6 +256,23 @@ class Activity(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Activity {self.name}>"
+
+
+_DRIVERS = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3")
+
+
+def _from_database(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the database layer (SQLAlchemy or a driver), not
+    out of the user's own code."""
+    if isinstance(exc, SQLAlchemyError):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if isinstance(module, str) and module.split(".")[0] in _DRIVERS:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class _DatabaseAway(Exception):

@@ -20,11 +20,11 @@ from edda.actors.address import wake_subject
 from edda.actors.background import Background
 from edda.actors.instance import ActorLeft, Departed, InstanceActor
 from edda.actors.instance_journal import ActorStopped, InstanceJournal
-from edda.actors.mailbox import Cancel, Message, Passivate, Wake
+from edda.actors.mailbox import Cancel, Message, Passivate, Stop, Wake
 from edda.actors.supervisor import Supervisor
 from edda.journal import schema
 from edda.journal.appends import InstanceChange
-from edda.journal.cancel import CancelOutcome
+from edda.journal.cancel import CancelOutcome, CancelRequest
 from edda.journal.entries import WorkflowFailed
 from edda.journal.store import Record
 from edda.journal.waits import EndAllWaits
@@ -93,6 +93,9 @@ class InstanceRunner:
         self._deferred: dict[str, tuple[str, int]] = {}
         #: Instances to wake again once their actor has ended (it missed a message).
         self._rewake: set[str] = set()
+        #: Cancels committed while an instance's actor was being activated (reading its
+        #: journal): the actor starts with them.
+        self._early_cancels: dict[str, CancelRequest] = {}
         #: Told when an outbox row was committed (the app's relayer, if any).
         self.on_outbox: Callable[[], None] | None = None
         self.passivated = 0
@@ -130,11 +133,20 @@ class InstanceRunner:
         if actor is not None:
             actor.post(message)
             return True
-        if self.supervisor.is_running(instance_id):  # its actor is ending: wake it after
+        if self.supervisor.is_running(instance_id):  # being activated, or ending
+            if isinstance(message, Cancel) and message.committed is not None:
+                self._early_cancels[instance_id] = message.committed
             if isinstance(message, Wake | Cancel):
-                self._rewake.add(instance_id)
+                self._rewake.add(instance_id)  # if it is ending: wake it once it has
             return True
         return False
+
+    async def stop_all(self) -> None:
+        """Every resident actor leaves memory (the node lost its lease): each is told
+        `Stop`, then the supervisor waits for them all."""
+        for actor in list(self.resident.values()):
+            actor.post(Stop())
+        await self.supervisor.stop_all()
 
     def passivate_idle(self) -> None:
         """Ask every resident actor to passivate now if it is idle (tools and tests)."""
@@ -186,6 +198,9 @@ class InstanceRunner:
         cancel = None
         if records is None:  # a recovery or re-activation: a cancel may be waiting
             records, cancel = await stores.journal.activation(instance_id)
+        early = self._early_cancels.pop(instance_id, None)  # committed during that read
+        if cancel is None:
+            cancel = early
         # The actor waits on its own view of the creation: stopping it (a lost lease)
         # must not cancel the write that start() waits for too.
         journal = InstanceJournal(instance_id, workflow_name, epoch, records,
@@ -224,6 +239,7 @@ class InstanceRunner:
 
     def _exited(self, instance_id: str) -> None:
         """The actor task of ``instance_id`` has ended: do what waited for that."""
+        self._early_cancels.pop(instance_id, None)  # a later activation reads its row
         if instance_id in self._rewake:
             self._rewake.discard(instance_id)
             self.background.spawn(self.wake(instance_id), what=f"the wake-up of {instance_id}")

@@ -87,6 +87,7 @@ class Node:
             services.append(self.relayer)
         self.tree = NodeSupervisor(services, on_failure=self.failed,
                                    on_restarted=lambda name: self.recovery.sweep_soon(),
+                                   on_failing=lambda: self.writer.abandon(timeout=1.0),
                                    start_timeout=app.start_timeout)
         runner.bind(self.db, self.stores, self.writer, self.timers, app.transport)
 
@@ -136,7 +137,7 @@ class Node:
         self.timers.nudge()
 
     async def _lost_lease(self) -> None:
-        await self.runner.supervisor.stop_all()
+        await self.runner.stop_all()
 
     async def _regained_lease(self) -> None:
         await self.recovery.sweep()

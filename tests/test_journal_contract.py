@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +24,8 @@ from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.leases import ClaimOrphans, RegisterNode, RemoveNodes
 from edda.journal.migrations import LATEST_VERSION, current_version, migrate
 from edda.journal.store import SqlJournalStore, read_journal
-from edda.journal.writes import Write
+from edda.journal.waits import StoreEvent
+from edda.journal.writes import Write, write_alone
 
 pytestmark = pytest.mark.anyio
 NODE = "node-a"
@@ -246,3 +248,33 @@ async def test_a_batch_that_fails_for_one_write_answers_the_others_once(
         sa.select(sa.func.count()).select_from(schema.channel_messages)
         .where(schema.channel_messages.c.message_id == "m-split")).scalar())
     assert count == 1
+
+
+async def test_a_commit_whose_answer_was_lost_is_not_applied_twice(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops after COMMIT went through, and while this node is cut off
+    another one declares it dead: the writer still learns the batch committed."""
+    real_write = db.write
+    calls = 0
+
+    async def answer_lost_once(transaction: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        result = await real_write(transaction)
+        if calls == 1:
+            await write_alone(db, RemoveNodes(["node-lost"]))
+            raise ConnectionResetError("the connection dropped during COMMIT")
+        return result
+
+    monkeypatch.setattr(db, "write", answer_lost_once)
+    writer = GroupCommitWriter(db, "node-lost")
+    writer.start()
+    try:
+        waiting = await writer.submit(StoreEvent("lost.ack", {"id": "e1"}, None, None))
+    finally:
+        await writer.aclose()
+    assert waiting == [] and writer.retries == 0
+    count = await db.query(lambda conn: conn.execute(
+        sa.select(sa.func.count()).select_from(schema.events)).scalar())
+    assert count == 1, "the event is stored once"

@@ -9,9 +9,11 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio.abc
 import pytest
 
 from edda import (
+    DatabaseUnavailableError,
     EddaApp,
     NodeFailedError,
     ServiceStartError,
@@ -22,10 +24,12 @@ from edda import (
     wait_event,
     workflow,
 )
+from edda.actors.node import NodeSupervisor
 from edda.journal.stores import sql_stores
 from edda.testing import MockClock, kill_service
 from edda.transports import InProcTransport
-from tests.support.gates import finished, wait_until
+from tests.support.gates import finished, wait_for, wait_until
+from tests.support.pgserver import LocalPostgres
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
@@ -189,3 +193,63 @@ async def test_leases_are_judged_by_the_database_clock_not_the_hosts(
         return lease.lost >= 1
 
     await wait_until(lost, "node A to notice it lost its lease")
+
+
+class _CrashesOnce:
+    """A node service that crashes right after its first start (to test the tree)."""
+
+    name = "crashing service"
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.crashed = asyncio.Event()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        self.runs += 1
+        task_status.started()
+        if self.runs == 1:
+            self.crashed.set()
+            raise RuntimeError("a bug")
+        await asyncio.Event().wait()
+
+    async def drain(self) -> None:
+        return None
+
+
+async def test_stopping_a_node_while_a_service_waits_to_restart_does_not_restart_it() -> None:
+    service = _CrashesOnce()
+
+    async def failed(error: BaseException) -> None:
+        raise AssertionError(f"the node failed: {error}")
+
+    tree = NodeSupervisor([service], on_failure=failed, backoff_initial=30.0)
+    await tree.start()
+    await wait_for(service.crashed)  # it now waits 30 s before its restart
+    await asyncio.wait_for(tree.stop(), 5)
+    assert service.runs == 1 and not tree.running
+
+
+@pytest.mark.postgres
+async def test_a_node_that_fails_while_the_database_is_away_still_stops(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = LocalPostgres().start()
+    try:
+        app = make_app(server.create_database("failing"), lease_seconds=60.0)
+        await app.initialize()
+        await asyncio.to_thread(server.stop_server)
+        pending = asyncio.create_task(tree_wf.start(n=1))  # its creation waits for the database
+
+        async def waiting() -> bool:
+            return app._writer is not None and app._writer.retries > 0
+
+        await wait_until(waiting, "the writer to wait for the database")
+        with caplog.at_level(logging.ERROR, logger="edda.node"):
+            for _ in range(6):
+                await kill_service(app, "timer service", timeout=15)
+        error = await asyncio.wait_for(asyncio.gather(pending, return_exceptions=True), 15)
+        assert isinstance(error[0], DatabaseUnavailableError | NodeFailedError), error
+        with pytest.raises(NodeFailedError, match="timer service"):
+            await app.start_workflow(tree_wf, n=2)
+    finally:
+        server.stop()

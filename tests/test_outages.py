@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from edda import (
     DatabaseUnavailableError,
     EddaApp,
+    RetryExhaustedError,
     RetryPolicy,
     WorkflowContext,
     activity,
@@ -317,3 +318,29 @@ _records: list[str] = []
 class _Collect(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         _records.append(record.getMessage())
+
+
+PARTNER_CALLS: list[int] = []
+
+
+@activity(retry_policy=RetryPolicy(max_attempts=2, initial_interval=0.01))
+async def call_partner(ctx: WorkflowContext) -> None:
+    await ctx.session.execute(sa.text("SELECT 1"))  # it uses the workflow database too
+    PARTNER_CALLS.append(1)
+    raise TimeoutError("the partner API timed out")  # the activity's own error
+
+
+@workflow
+async def partner_wf(ctx: WorkflowContext) -> None:
+    await call_partner(ctx)
+
+
+async def test_an_activity_own_timeout_is_not_taken_for_a_database_outage(
+    sqlite_url: str, make_app: Callable[..., EddaApp]
+) -> None:
+    PARTNER_CALLS.clear()
+    app = make_app(sqlite_url)
+    await app.initialize()
+    with pytest.raises(RetryExhaustedError):
+        await partner_wf.start()
+    assert len(PARTNER_CALLS) == 2, "its retry policy decided: two attempts"

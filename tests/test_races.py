@@ -186,3 +186,122 @@ async def test_a_cancel_after_the_workflow_started_finishing_is_refused(
     assert not outcome.accepted and "already ending" in outcome.reason
     assert await _ended(app, instance_id) == "completed"
     assert await started == instance_id
+
+
+@workflow
+async def long_waiter(ctx: WorkflowContext) -> Any:
+    return (await wait_event(ctx, "race.late")).data
+
+
+async def _status_is(app: EddaApp, instance_id: str, status: str) -> bool:
+    inst = await app.get_instance(instance_id)
+    return inst is not None and inst["status"] == status
+
+
+async def test_a_cancel_committed_while_the_actor_reads_its_journal_is_not_lost(
+    sqlite_url: str, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = MockClock()
+    app = make_app(sqlite_url, clock=clock, idle_seconds=10.0, lease_seconds=60.0)
+    await app.initialize()
+    instance_id = await long_waiter.start()
+    clock.advance(11)  # it passivates
+
+    async def passivated() -> bool:
+        return not app.supervisor.is_running(instance_id)
+
+    await wait_until(passivated, "the instance to leave memory")
+    journal = app.stores.journal
+    read, go = asyncio.Event(), asyncio.Event()
+    real_activation = journal.activation
+
+    async def held_activation(iid: str) -> Any:  # widen the window the race needs
+        found = await real_activation(iid)
+        read.set()
+        await go.wait()
+        return found
+
+    monkeypatch.setattr(journal, "activation", held_activation)
+    activating = asyncio.create_task(app._runner.activate_idle(instance_id))
+    await wait_for(read)  # the actor has read its row: no cancel there yet
+    answer = await app.cancel_workflow(instance_id, "ops")  # not resident: the durable path
+    go.set()
+    await activating
+    assert answer.accepted
+    with pytest.raises(WorkflowCancelledException):
+        await app.wait_result(instance_id, timeout=10)
+    await send_event("race.late", "test", {"n": 1})  # too late: it was cancelled
+    assert await _status_is(app, instance_id, "cancelled")
+
+
+async def test_a_cancel_whose_actor_stops_while_it_commits_still_gets_its_answer(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(sqlite_url, lease_seconds=60.0)
+    await app.initialize()
+    instance_id = await long_waiter.start()
+    hold = WriterHold(app)
+    await hold.start()
+    answer = asyncio.create_task(app.cancel_workflow(instance_id, "ops"))
+
+    async def queued() -> bool:
+        return hold.queued() >= 1
+
+    await wait_until(queued, "the cancel request to wait behind the hold")
+    await app.supervisor.stop_all()  # what a lost lease does: its actor stops
+    hold.release()
+    outcome = await asyncio.wait_for(answer, 10)
+    assert outcome.accepted, "the request committed, and the caller is told so"
+    assert (await app.stores.journal.row(instance_id))["cancel_request"] is not None  # type: ignore[index]
+
+
+@activity
+async def parallel_step(ctx: WorkflowContext, n: int) -> int:
+    return n
+
+
+OPEN = asyncio.Event()
+
+
+@workflow
+async def parallel_wf(ctx: WorkflowContext) -> Any:
+    await parallel_step(ctx, 0)
+    await OPEN.wait()  # not durable: holds the body between two steps
+    return await asyncio.gather(parallel_step(ctx, 1), parallel_step(ctx, 2),
+                                return_exceptions=True)
+
+
+async def test_parallel_activities_both_wait_for_a_cancel_being_committed(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    OPEN.clear()
+    app = make_app(sqlite_url, lease_seconds=60.0)
+    await app.initialize()
+    started = asyncio.create_task(parallel_wf.start())
+
+    async def at_the_pause() -> bool:
+        return bool((await app.find_instances(workflow_name="parallel_wf"))["instances"]) \
+            and bool(app._runner.resident)
+
+    await wait_until(at_the_pause, "the workflow to pause between its steps")
+    (instance_id,) = app._runner.resident
+    actor = app._runner.resident[instance_id]
+    hold = WriterHold(app)
+    await hold.start()
+    answer = asyncio.create_task(app.cancel_workflow(instance_id, "ops"))
+
+    async def committing() -> bool:
+        return actor.committing_cancel and hold.queued() >= 1
+
+    await wait_until(committing, "the cancel to be committing")
+    OPEN.set()  # both activities now start and must wait for that commit
+
+    async def both_waiting() -> bool:
+        event = actor._committing
+        return event is not None and len(getattr(event, "_waiters", ())) == 2
+
+    await wait_until(both_waiting, "both activities to wait for the commit")
+    hold.release()
+    assert (await answer).accepted
+    assert isinstance(await settle(started), WorkflowCancelledException)
+    assert await _status_is(app, instance_id, "cancelled")
