@@ -1,9 +1,11 @@
-"""Membership: nodes tell each other when they leave.
+"""Membership: nodes tell each other when the spread of partitions must change.
 
-A node that stops gracefully gives its instances back (its lease row goes), then
-announces `NodeLeft` on its service's subject, so the other nodes of the service
-claim those instances at once instead of at their next sweep. The message is a
-tagged msgspec struct. Like every transport message it is only a hint: a node
+A node announces on its service's subject that it joined (`NodeJoined`: the
+others give it its share), that it gave partitions up (`PartitionsFreed`: the
+node that should own them takes them), or that it stopped gracefully
+(`NodeLeft`: its partitions are free, the others spread them among
+themselves). Each message is a tagged msgspec struct, and only a hint that
+makes the others rebalance now rather than at their next heartbeat: a node
 that dies announces nothing, and its lease expires by the database's clock.
 """
 
@@ -24,13 +26,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("edda.membership")
 
 
-class NodeLeft(msgspec.Struct, frozen=True, tag="node_left"):
-    """A node of the service stopped and gave its instances back."""
+class NodeJoined(msgspec.Struct, frozen=True, tag="node_joined"):
+    """A node of the service started: it should get its share of the partitions."""
 
     node_id: str
 
 
-NodeMessage = NodeLeft
+class NodeLeft(msgspec.Struct, frozen=True, tag="node_left"):
+    """A node of the service stopped and gave its partitions back."""
+
+    node_id: str
+
+
+class PartitionsFreed(msgspec.Struct, frozen=True, tag="partitions_freed"):
+    """A node gave partitions up for another node to take."""
+
+    node_id: str
+
+
+NodeMessage = NodeJoined | NodeLeft | PartitionsFreed
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[NodeMessage] = msgspec.json.Decoder(NodeMessage)
 
@@ -41,26 +55,32 @@ def members_subject(service_name: str) -> str:
     return f"edda.nodes.{token}"
 
 
-async def announce_left(transport: Transport, service_name: str, node_id: str) -> None:
-    """Tell the other nodes of the service that this one left (best effort)."""
+async def announce(transport: Transport, service_name: str, news: NodeMessage) -> None:
+    """Tell the other nodes of the service (best effort: they find out at their
+    next heartbeat otherwise)."""
     try:
-        await transport.publish(members_subject(service_name), _encoder.encode(NodeLeft(node_id)))
+        await transport.publish(members_subject(service_name), _encoder.encode(news))
     except Exception:
-        log.warning("could not announce that node %s left; the others find its instances "
-                    "at their next sweep", node_id, exc_info=True)
+        log.warning("could not announce %r; the other nodes find out at their next "
+                    "heartbeat", news, exc_info=True)
+
+
+async def announce_left(transport: Transport, service_name: str, node_id: str) -> None:
+    """Tell the other nodes of the service that this one left."""
+    await announce(transport, service_name, NodeLeft(node_id))
 
 
 class MembershipListener:
-    """The node's "membership listener" service: reacts when another node leaves."""
+    """The node's "membership listener" service: hands the news of other nodes on."""
 
     name = "membership listener"
 
     def __init__(self, transport: Transport, service_name: str, node_id: str,
-                 on_left: Callable[[str], None]) -> None:
+                 on_news: Callable[[NodeMessage], None]) -> None:
         self._transport = transport
         self._subject = members_subject(service_name)
         self._node_id = node_id
-        self._on_left = on_left
+        self._on_news = on_news
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         async with self._transport.subscribe(self._subject) as subscription:
@@ -71,9 +91,9 @@ class MembershipListener:
                 except msgspec.DecodeError:
                     log.warning("ignoring a malformed message on %s", self._subject)
                     continue
-                if isinstance(news, NodeLeft) and news.node_id != self._node_id:
-                    log.info("node %s left; claiming its instances", news.node_id)
-                    self._on_left(news.node_id)
+                if news.node_id != self._node_id:
+                    log.debug("membership news: %r", news)
+                    self._on_news(news)
 
     async def drain(self) -> None:
         """Nothing to finish."""

@@ -1,11 +1,12 @@
-"""Recovery: find dead nodes, claim their unfinished instances, activate them.
+"""Recovery: activate the unfinished instances of this node's partitions.
 
-Runs once when a node starts and then as a slow safety sweep (never on the hot
-path). The sweep also restarts this node's own unfinished instances that no
-actor runs and wakes waiting instances for which an undelivered event is
-stored: that is how a lost wake-up is found. It purges events past retention. A node is dead when its lease has expired, or at once when it ran on
-this host and its process is gone, which is how a restarted process resumes
-its own work within a second instead of waiting out the lease.
+Runs once when a node starts, whenever it gains partitions, and then as a slow
+safety sweep (never on the hot path). It claims the unfinished instances of its
+partitions that another node ran (it died, or the partition moved), restarts
+its own that no actor runs, and wakes waiting instances for which an event or
+a message is stored but undelivered: that is how a lost wake-up is found. It
+purges events past retention. Dead nodes are found by the placement service
+(`edda.actors.placement`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING
-
-from edda.actors.leases import NodeLease, process_alive
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection
@@ -36,7 +35,7 @@ class Recovery:
     def __init__(
         self,
         stores: Stores,
-        lease: NodeLease,
+        node_id: str,
         workflow_names: Callable[[], Collection[str]],
         activate: Callable[[Claimed], None],
         is_running: Callable[[str], bool],
@@ -44,18 +43,16 @@ class Recovery:
         interval: float,
         clock: Clock,
         wake: Callable[[str], Awaitable[None]] | None = None,
-        on_freed: Callable[[], None] | None = None,
         cancels: Callable[[], Awaitable[None]] | None = None,
         retention_seconds: float | None = None,
         batch: int = 500,
     ) -> None:
         self._stores = stores
-        self._lease = lease
+        self._node_id = node_id
         self._names = workflow_names
         self._activate = activate
         self._is_running = is_running
         self._wake = wake
-        self._on_freed = on_freed
         self._cancels = cancels
         self.retention_seconds = retention_seconds
         self.interval = interval
@@ -64,43 +61,24 @@ class Recovery:
         self._reported: set[str] = set()
         self._nudge = asyncio.Event()
 
-    async def dead_nodes(self) -> list[str]:
-        """Ids of other nodes whose lease expired or whose local process is gone."""
-        rows = await self._stores.leases.nodes()
-        return [
-            row.node_id
-            for row in rows
-            if row.node_id != self._lease.node_id
-            and (
-                row.expired
-                or (row.hostname == self._lease.hostname
-                    and not process_alive(row.pid, row.proc_start))
-            )
-        ]
-
     async def sweep(self) -> list[Claimed]:
-        """Claim every orphaned instance this node can run, and activate it.
+        """Claim every orphaned instance of this node's partitions that it can run,
+        and activate it.
 
         Returns:
             The instances this sweep activated (claimed, or owned but idle).
         """
         leases = self._stores.leases
-        dead = await self.dead_nodes()
-        if dead:
-            log.info("nodes %s are dead; their instances are free to claim", dead)
-            await leases.remove(dead)
-            if self._on_freed is not None:
-                self._on_freed()  # their waiting instances are free for the timer service
+        node_id = self._node_id
         names = list(self._names())
         claimed: list[Claimed] = []
         while True:
-            more = await leases.claim_orphans(self._lease.node_id, names, self.batch)
+            more = await leases.claim_orphans(node_id, names, self.batch)
             for item in more:
                 self._activate(item)
             claimed.extend(more)
             if len(more) < self.batch:
                 break
-        node_id = self._lease.node_id
         owned = await leases.owned_unfinished(node_id, names)
         for item in owned:
             if not self._is_running(item.instance_id):
@@ -127,7 +105,7 @@ class Recovery:
             await self._wake(instance_id)
 
     async def _report_unknown(self, names: list[str]) -> None:
-        unknown = await self._stores.leases.orphans_of_unknown_workflows(names)
+        unknown = await self._stores.leases.orphans_of_unknown_workflows(self._node_id, names)
         for instance_id, name in unknown:
             if instance_id in self._reported:
                 continue

@@ -149,6 +149,10 @@ class Supervisor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
 
+    def running(self) -> list[str]:
+        """The keys of the actors that run now."""
+        return list(self._actors)
+
     async def stop(self, key: str) -> None:
         """Cancel one actor, if it runs, and wait for it to end."""
         await _cancel_and_wait(self._actors.get(key))

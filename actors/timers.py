@@ -1,11 +1,11 @@
 """The timer service: wakes passivated instances whose wait has come due.
 
 Resident actors keep their own timers in memory. This service only looks after
-waits of instances no live node holds: it sleeps until the earliest such
-deadline (never a fixed polling interval), claims what is due and activates it.
-It is nudged when this node passivates an instance or a dead node's instances
-are freed, and wakes at least every ``max_sleep`` seconds to notice waits freed
-elsewhere. Timers that fell due while no node ran fire right after start.
+waits of the passivated instances of this node's partitions: it sleeps until
+the earliest such deadline (never a fixed polling interval), claims what is due
+and activates it. It is nudged when this node passivates an instance or gains
+partitions, and wakes at least every ``max_sleep`` seconds. Timers that fell
+due while no node ran fire right after their partition is taken.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ log = logging.getLogger("edda.timers")
 
 
 class TimerService:
-    """Claims and activates free instances whose waits are due: the node's "timer service"."""
+    """Claims and activates passivated instances whose waits are due: the node's
+    "timer service"."""
 
     name = "timer service"
 
@@ -67,7 +68,7 @@ class TimerService:
             if len(claimed) < self.batch:
                 break
         names = list(self._names())
-        return await self._leases.next_free_deadline(names)
+        return await self._leases.next_free_deadline(self._node_id, names)
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Serve until cancelled: sleep until the next due deadline or a nudge."""

@@ -32,6 +32,12 @@ class SqlDialect:
         """``query`` locking its rows and skipping rows another transaction locked."""
         return query
 
+    def key_share(self, query: sa.Select[Any], of: sa.Table) -> sa.Select[Any]:
+        """``query`` holding the rows it reads of ``of`` against deletion and against
+        `lock`, but not against updates that change no key (a fencing read: a lease
+        renewal does not wait for it; a takeover does)."""
+        return query
+
     def now(self) -> sa.ColumnElement[float]:
         """The database's own clock, in UNIX seconds: what leases are judged by."""
         return sa.cast((sa.func.julianday("now") - 2440587.5) * 86400.0, sa.Double)
@@ -64,6 +70,9 @@ class PostgresDialect(SqlDialect):
 
     def skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update(skip_locked=True)
+
+    def key_share(self, query: sa.Select[Any], of: sa.Table) -> sa.Select[Any]:
+        return query.with_for_update(key_share=True, read=True, of=of)
 
     def now(self) -> sa.ColumnElement[float]:
         return sa.cast(sa.extract("epoch", sa.func.clock_timestamp()), sa.Double)

@@ -6,10 +6,11 @@ all in one transaction and then releases every waiter. A lone append commits at
 once; under load batches grow, so the cost of an fsync is shared by every step
 in the batch.
 
-Each append carries the epoch at which its actor holds the instance. Inside the
-transaction the writer checks the owner and epoch of every instance it touches
-(row-locked on PostgreSQL, under the write lock on SQLite) and refuses appends
-from a node that has been fenced off. An append also names its ``seq``; the
+Each append carries the epoch of its instance's partition at which its actor
+runs. Inside the transaction the writer checks, for every instance it touches,
+that this node still holds the partition at that epoch (key-share locked on
+PostgreSQL, under the write lock on SQLite), and refuses appends from a node
+that another node has taken the partition from (`edda.journal.partitions`). An append also names its ``seq``; the
 primary key makes two writers at one seq impossible.
 
 Writes are values (`edda.journal.writes.Write`), so a batch can be applied again:
@@ -60,18 +61,36 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.journal.database import Database
+    from edda.journal.dialects import SqlDialect
     from edda.journal.writes import Effect
 
 T = TypeVar("T")
 log = logging.getLogger("edda.journal")
 
 # Statements are built once: building them costs more than running them.
-_inst = schema.instances
-_OWNER_COLUMNS = (_inst.c.instance_id, _inst.c.owner_node, _inst.c.epoch)
-_FENCE_ONE = sa.select(*_OWNER_COLUMNS).where(_inst.c.instance_id == sa.bindparam("iid"))
-_FENCE_MANY = sa.select(*_OWNER_COLUMNS).where(
-    _inst.c.instance_id.in_(sa.bindparam("ids", expanding=True))
-)
+_inst, _part = schema.instances, schema.partitions
+#: (owner, epoch, lease unexpired) of a partition, as a fence compares it.
+Holder = tuple[str | None, int, bool]
+_NOBODY: Holder = (None, 0, False)
+_FENCES: dict[str, tuple[sa.Select[Any], sa.Select[Any]]] = {}
+
+
+def _fences(dialect: SqlDialect) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The fencing reads on ``dialect``: the partitions of stored instances (by id),
+    and partitions by number (for instances being created)."""
+    found = _FENCES.get(dialect.name)
+    if found is None:
+        live = (_part.c.expires_at > dialect.now()).label("live")
+        by_instance = (sa.select(_inst.c.instance_id, _part.c.owner_node, _part.c.epoch, live)
+                       .select_from(_inst.join(_part, _part.c.partition == _inst.c.partition))
+                       .where(_inst.c.instance_id.in_(sa.bindparam("ids", expanding=True))))
+        by_partition = (sa.select(_part.c.partition, _part.c.owner_node, _part.c.epoch, live)
+                        .where(_part.c.partition.in_(sa.bindparam("parts", expanding=True))))
+        found = (dialect.key_share(by_instance, _part), dialect.key_share(by_partition, _part))
+        _FENCES[dialect.name] = found
+    return found
+
+
 _INSERT_INSTANCE = sa.insert(_inst)
 _INSERT_ENTRY = sa.insert(schema.journal)
 _UPDATES: dict[tuple[str, ...], sa.Update] = {}
@@ -201,12 +220,20 @@ class GroupCommitWriter:
         """
         self._write_one(conn, self._context(), op)
 
+    def _holds(self, holder: Holder | None, epoch: int) -> bool:
+        """Whether this node holds a partition at ``epoch``.
+
+        Expiry alone does not fence: a partition's epoch changes exactly when
+        another node takes it, and until then nobody else writes there (a node
+        that takes its own expired partition back keeps its epoch, so what it
+        queued during an outage still commits)."""
+        return holder is not None and holder[:2] == (self._node_id, epoch)
+
     def _context(self) -> WriteContext:
         return WriteContext(self._db.sql, self._now(), self._node_id)
 
     def _write_one(self, conn: Connection, ctx: WriteContext, op: Append) -> None:
-        row = conn.execute(ctx.dialect.lock(_FENCE_ONE), {"iid": op.instance_id}).first()
-        if row is None or (row.owner_node, row.epoch) != (self._node_id, op.epoch):
+        if not self._holds(_fence(conn, ctx, {op.instance_id}).get(op.instance_id), op.epoch):
             raise FencedError(op.instance_id, op.epoch)
         conn.execute(_INSERT_ENTRY, [{"instance_id": op.instance_id, "seq": op.seq,
                                       "kind": op.kind, "body": op.body.decode(),
@@ -371,18 +398,11 @@ class GroupCommitWriter:
                 token: str) -> list[tuple[bool, Any]]:
         ctx = self._context()
         outcomes: list[tuple[bool, Any]] = [(True, None)] * len(batch)
-        fence_ids = {
-            p.op.instance_id for p in batch if isinstance(p.op, Append) and p.op.create is None
-        }
-        owners: dict[str, tuple[str | None, int]] = {}
-        if fence_ids:
-            params: dict[str, Any]
-            if len(fence_ids) == 1:
-                query, params = _FENCE_ONE, {"iid": next(iter(fence_ids))}
-            else:
-                query, params = _FENCE_MANY, {"ids": list(fence_ids)}
-            for row in conn.execute(ctx.dialect.lock(query), params):
-                owners[row.instance_id] = (row.owner_node, row.epoch)
+        appends = [p.op for p in batch if isinstance(p.op, Append)]
+        owners = _fence(conn, ctx, {op.instance_id for op in appends if op.create is None})
+        new_in = {op.create["partition"] for op in appends
+                  if op.create is not None and op.epoch}
+        holders = _fence_partitions(conn, ctx, new_in)
         creates: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         effects: list[Effect] = []
@@ -392,10 +412,13 @@ class GroupCommitWriter:
             if not isinstance(op, Append):
                 continue
             if op.create is not None:
-                # Later appends of a new instance may share its batch.
+                # A new instance is never fenced (nobody else knows its id yet); its
+                # later appends are, also those that share its batch. Epoch 0: made
+                # for its partition's owner to run.
                 creates.append(op.create)
-                owners[op.instance_id] = (op.create["owner_node"], op.create["epoch"])
-            elif owners.get(op.instance_id) != (self._node_id, op.epoch):
+                owners[op.instance_id] = (holders.get(op.create["partition"], _NOBODY)
+                                          if op.epoch else _NOBODY)
+            elif not self._holds(owners.get(op.instance_id), op.epoch):
                 outcomes[i] = (False, FencedError(op.instance_id, op.epoch))
                 continue
             rows.append(
@@ -429,6 +452,25 @@ class GroupCommitWriter:
                 outcomes[i] = (True, op.apply(conn, ctx))
         ctx.dialect.stamp(conn, self._node_id, token, ctx.now)
         return outcomes
+
+
+def _fence(conn: Connection, ctx: WriteContext, ids: set[str]) -> dict[str, Holder]:
+    """Who holds the partitions of stored instances ``ids`` (locked until commit)."""
+    if not ids:
+        return {}
+    query = _fences(ctx.dialect)[0]
+    return {r.instance_id: (r.owner_node, r.epoch, bool(r.live))
+            for r in conn.execute(query, {"ids": list(ids)})}
+
+
+def _fence_partitions(conn: Connection, ctx: WriteContext,
+                      partitions: set[int]) -> dict[int, Holder]:
+    """Who holds ``partitions`` (locked until commit)."""
+    if not partitions:
+        return {}
+    query = _fences(ctx.dialect)[1]
+    return {r.partition: (r.owner_node, r.epoch, bool(r.live))
+            for r in conn.execute(query, {"parts": list(partitions)})}
 
 
 def _drop_orphans(batch: list[_Pending]) -> list[_Pending]:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from edda.journal import schema
 from edda.journal.dialects import dialect_of
+from edda.journal.partitions import DEFAULT_PARTITIONS, partition_count, partition_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,6 +64,30 @@ def _v7_writer_marks(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.writer_marks])
 
 
+def _v8_partitions(conn: Connection) -> None:
+    # Instances of an older database are spread over the partitions by their ids.
+    schema.metadata.create_all(conn, tables=[schema.partitions])
+    if not partition_count(conn):
+        conn.execute(sa.insert(schema.partitions),
+                     [{"partition": p, "owner_node": None, "epoch": 0, "expires_at": 0.0}
+                      for p in range(DEFAULT_PARTITIONS)])
+    count = partition_count(conn)
+    table = schema.instances
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    if "partition" not in columns:
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN \"partition\" INTEGER "
+                             "NOT NULL DEFAULT 0"))
+    schema.instances_partition_index.create(conn, checkfirst=True)
+    ids = list(conn.execute(sa.select(table.c.instance_id)).scalars())
+    # Nobody runs them until a node takes their partition (no node of the old
+    # version may still run against the upgraded database).
+    for start in range(0, len(ids), 1000):
+        conn.execute(sa.update(table).where(table.c.instance_id == sa.bindparam("iid"))
+                     .values(partition=sa.bindparam("part"), owner_node=None),
+                     [{"iid": i, "part": partition_of(i, count)} for i in ids[start:start + 1000]])
+    conn.execute(sa.delete(schema.nodes))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
     (2, "durable waits, events and their deliveries", _v2_waits_and_events),
@@ -71,6 +96,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "cancel requests on instances", _v5_cancel_requests),
     (6, "the transactional outbox", _v6_outbox),
     (7, "writer marks: did a batch commit when its connection dropped?", _v7_writer_marks),
+    (8, "partition leases; instances spread over partitions", _v8_partitions),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -38,7 +38,9 @@ class ContinueAsNew(Write[None], frozen=True):
 
     def apply(self, conn: Connection, ctx: WriteContext) -> None:
         old_id, new_id = self.old_instance_id, self.new_row["instance_id"]
-        conn.execute(sa.insert(_i).values(**self.new_row))
+        # The new id is in the old one's partition: its actor runs at the same epoch.
+        partition = sa.select(_i.c.partition).where(_i.c.instance_id == old_id).scalar_subquery()
+        conn.execute(sa.insert(_i).values(**self.new_row, partition=partition))
         conn.execute(sa.insert(_j).values(instance_id=new_id, seq=0, kind=self.started_kind,
                                           body=self.started_body.decode(), created_at=ctx.now))
         earlier = sa.and_(_j.c.instance_id == old_id, _j.c.seq != self.keep_seq)

@@ -49,8 +49,13 @@ instances = sa.Table(
     sa.Column("source_hash", sa.String(64), nullable=True),
     sa.Column("owner_service", sa.String(255), nullable=True),
     sa.Column("continued_from", sa.String(255), nullable=True),
+    #: The node whose actor runs the instance now (None: passivated or never run).
     sa.Column("owner_node", sa.String(255), nullable=True),
+    #: The partition epoch its last activation ran at (for tools; fencing uses the
+    #: partition's own row).
     sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    #: ``partition_of(instance_id)``: which partition lease covers the instance.
+    sa.Column("partition", sa.Integer, nullable=False, server_default="0"),
     sa.Column("started_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
     #: The instance's cancel mailbox: JSON {by, at, previous_status} once requested.
@@ -59,8 +64,10 @@ instances = sa.Table(
 sa.Index("edda_instances_status_name", instances.c.status, instances.c.workflow_name)
 sa.Index("edda_instances_started", instances.c.started_at, instances.c.instance_id)
 sa.Index("edda_instances_owner", instances.c.owner_node)
+instances_partition_index = sa.Index("edda_instances_partition", instances.c.partition,
+                                     instances.c.status)
 
-#: Node leases: a node owns its instances while its row has not expired.
+#: Node leases: the live members among which partitions are spread.
 nodes = sa.Table(
     "edda_nodes",
     metadata,
@@ -71,6 +78,18 @@ nodes = sa.Table(
     sa.Column("proc_start", sa.String(64), nullable=False, server_default=""),
     sa.Column("started_at", sa.Double, nullable=False),
     sa.Column("expires_at", sa.Double, nullable=False),
+)
+
+#: Partition leases: a fixed number of rows, made with the database. A partition's
+#: instances are run by its owner while ``expires_at`` (the database's clock) has
+#: not passed; every journal append checks ``owner_node`` and ``epoch`` (fencing).
+partitions = sa.Table(
+    "edda_partitions",
+    metadata,
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("owner_node", sa.String(255), nullable=True),
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("expires_at", sa.Double, nullable=False, server_default="0"),
 )
 
 #: Durable waits in progress: a timer, or an event wait (``key`` = event type).

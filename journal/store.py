@@ -126,6 +126,11 @@ class SqlJournalStore(SqlStore):
         return await self._db.query(lambda conn: journal_records(conn, instance_id),
                                     patient=True)
 
+    async def cancel_request(self, instance_id: str) -> CancelRequest | None:
+        """The cancel requested for an instance, if any."""
+        return await self._db.query(lambda conn: cancel_request_of(conn, instance_id),
+                                    patient=True)
+
     async def activation(self, instance_id: str) -> tuple[list[Record], CancelRequest | None]:
         """What re-activating an instance reads: its journal and any cancel request."""
         def reads(conn: Connection) -> tuple[list[Record], CancelRequest | None]:

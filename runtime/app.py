@@ -16,36 +16,32 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from edda.journal.appends import Append
 from edda.journal.channels import StoreMessage, new_message_id
 from edda.journal.clock import SystemClock
-from edda.journal.codec import encode_json
 from edda.journal.database import Database
-from edda.journal.entries import WorkflowStarted
-from edda.journal.store import Record
 from edda.journal.stores import Stores, sql_stores
-from edda.runtime import queries
+from edda.runtime import queries, starts
+from edda.runtime.bell import own_transport
 from edda.runtime.channels import check_payload, wake_receivers
 from edda.runtime.events import check_event_type
-from edda.runtime.hooks import fire
 from edda.runtime.http import HttpEdge
 from edda.runtime.ingress import accept_cloudevent
 from edda.runtime.instances import InstanceRunner
 from edda.runtime.node import Node
 from edda.runtime.registry import DEFAULT, Registry, app_started, app_stopped
 from edda.runtime.relayer import OutboxRelayer
-from edda.runtime.results import wait_result
+from edda.runtime.results import first_stop, wait_result
 from edda.runtime.retry import RetryPolicy
 from edda.runtime.saga import CancelResult
-from edda.transports.inproc import InProcTransport
+from edda.runtime.starts import check_instance_id
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
     from types import TracebackType
 
+    from edda.actors.placement import Placement
     from edda.journal.clock import Clock
     from edda.journal.group_commit import GroupCommitWriter
-    from edda.journal.writes import Effect
     from edda.runtime.hooks import WorkflowHooks
     from edda.runtime.http import Authorizer
     from edda.runtime.workflow import Workflow
@@ -73,7 +69,9 @@ class EddaApp:
         lease_seconds: How long a node's lease lasts without a heartbeat; a node
             that dies on another host is taken over after at most this long.
         recovery_interval: Seconds between safety sweeps for orphaned instances.
-        transport: Transport for wake-ups; in-process by default.
+        transport: Transport for wake-ups and membership news. By default the
+            node rings the other processes on the same database itself
+            (LISTEN/NOTIFY on PostgreSQL, local sockets beside a SQLite file).
         idle_seconds: How long an instance that only waits stays in memory before
             it is passivated (gives its instance up and leaves memory).
         group_commit_max_batch: Most journal appends written in one transaction.
@@ -117,7 +115,7 @@ class EddaApp:
         leader_lease_duration: int = 45,
         *,
         sqlite_synchronous: str = "FULL",
-        lease_seconds: float = 15.0,
+        lease_seconds: float = 5.0,
         recovery_interval: float | None = None,
         transport: Transport | None = None,
         group_commit_max_batch: int = 1000,
@@ -180,7 +178,7 @@ class EddaApp:
         # Fail on a bad URL now, before anything starts.
         self._db: Database = Database.open(db_url, **self._db_options)
         self._own_transport = transport is None
-        self.transport: Transport = transport or InProcTransport()
+        self.transport: Transport = transport or own_transport(db_url)
         self._initialized = False
         self._node: Node | None = None
         self._failure: BaseException | None = None
@@ -239,7 +237,7 @@ class EddaApp:
     async def _close_resources(self) -> None:
         if self._own_transport:
             await self.transport.aclose()
-            self.transport = InProcTransport()
+            self.transport = own_transport(self.db_url)
         await self._db.dispose()
         self._db = Database.open(self.db_url, **self._db_options)
 
@@ -262,14 +260,34 @@ class EddaApp:
     # -- starting and running instances -----------------------------------------
 
     async def start_workflow(self, wf: Workflow[..., Any], **kwargs: Any) -> str:
-        """Start an instance of ``wf``; see `Workflow.start`."""
+        """Start an instance of ``wf``; see `Workflow.start`.
+
+        With ``instance_id=`` (unless the workflow has a parameter of that name) the
+        call is idempotent: if an instance of ``wf`` with that id exists, none is
+        created and this waits on that one instead.
+        """
         self._require_initialized()
         self._require_registered(wf)
+        chosen = None
+        if "instance_id" in kwargs and not wf.takes("instance_id"):
+            chosen = check_instance_id(kwargs.pop("instance_id"))
         stored = wf.prepare_input(kwargs)
-        instance_id = f"{wf.name}-{uuid.uuid4().hex}"
-        waiter = self._runner.waiters.expect(instance_id)
-        await self._create(wf, instance_id, stored)
-        outcome = await waiter
+        if chosen is None:
+            new_id, partition, epoch = self._placement().new_id(wf.name)
+            waiter = self._runner.waiters.expect(new_id)
+            await starts.create(self, wf, new_id, stored, partition, epoch)
+        else:
+            new_id = chosen
+            waiter = self._runner.waiters.expect(new_id)
+            try:
+                await starts.create_named(self, wf, new_id, stored)
+            except BaseException:
+                self._runner.waiters.forget(new_id)
+                raise
+        instance_id = new_id
+        outcome = await first_stop(self._runner.waiters, waiter, self.stores.journal,
+                                   self.registry, instance_id, recheck=self.recovery_interval,
+                                   is_local=self.supervisor.is_running, read_first=chosen is not None)
         final_id = instance_id
         final_ids = self._runner.waiters.final_ids
         while final_id in final_ids:  # it recurred: Edda returns the newest id
@@ -289,34 +307,14 @@ class EddaApp:
         self._require_initialized()
         self._require_registered(wf)
         stored = wf.prepare_input(kwargs)
-        instance_id = f"{wf.name}-{uuid.uuid4().hex}"
-        await self._create(wf, instance_id, stored)
+        instance_id, partition, epoch = self._placement().new_id(wf.name)
+        await starts.create(self, wf, instance_id, stored, partition, epoch)
         return instance_id
 
-    async def _create(self, wf: Workflow[..., Any], instance_id: str, stored: dict[str, Any],
-                      effects: tuple[Effect, ...] = ()) -> None:
-        """Commit a new instance (with ``effects`` in its transaction) and run it."""
-        assert self._writer is not None
-        now = self.clock.now()
-        row = {
-            "instance_id": instance_id, "workflow_name": wf.name, "status": "running",
-            "input": encode_json(stored), "source_hash": wf.source_hash,
-            "owner_service": self.service_name, "owner_node": self.worker_id, "epoch": 1,
-            "started_at": now, "updated_at": now,
-        }
-        entry = WorkflowStarted(workflow_name=wf.name, input=stored)
-        # The instance's first entry commits with its first step: nothing has been
-        # acknowledged yet, and the writer keeps the order of appends.
-        created = self._writer.append(
-            Append.of(instance_id, 0, 1, entry, create=row, effects=effects))
-        await fire(self.hooks, "on_workflow_start", instance_id, wf.name, stored)
-        self._runner.activate(instance_id, wf.name, 1, [Record(0, entry, now)], created)
-        try:
-            await created
-        except BaseException:
-            self._runner.waiters.forget(instance_id)
-            await self.supervisor.stop(instance_id)
-            raise
+    def _placement(self) -> Placement:
+        if self._node is None:
+            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        return self._node.placement
 
     def _require_registered(self, wf: Workflow[..., Any]) -> None:
         if self.registry.workflow(wf.name) is not wf:
@@ -399,6 +397,34 @@ class EddaApp:
         await wake_receivers(self.wake, audience, target_instance_id)
         return message_id
 
+    async def send_to(self, instance_id: str, data: dict[str, Any] | bytes,
+                      channel: str = "__direct__",
+                      metadata: dict[str, Any] | None = None) -> bool:
+        """Send to one instance's direct mailbox from outside any workflow (the
+        receiver uses ``subscribe(ctx, channel, mode="direct")``).
+
+        Returns once the message is committed, then wakes the receiver on whichever
+        node runs it. The message is kept until the instance receives it, so it may
+        be sent before the instance subscribes, or even exists.
+
+        Returns:
+            Whether the instance subscribes to that mailbox now.
+
+        Raises:
+            RuntimeError: If the app is not initialized.
+            TypeError, ValueError: For unstorable data, an empty channel name or a
+                bad instance id.
+        """
+        self._require_initialized()
+        check_instance_id(instance_id)
+        payload, raw, meta = check_payload(channel, data, metadata)
+        now = datetime.now(UTC).isoformat()
+        meta["published_at"] = meta["sent_at"] = now
+        audience = await self.stores.channels.publish(StoreMessage(
+            new_message_id(), f"{channel}:{instance_id}", payload, raw, meta, instance_id))
+        await wake_receivers(self.wake, audience, instance_id)
+        return instance_id in audience.subscribers
+
     async def cancel_workflow(self, instance_id: str, cancelled_by: str = "user"
                               ) -> CancelResult:
         """Cancel a running or waiting workflow instance.
@@ -451,7 +477,8 @@ class EddaApp:
         self._require_initialized()
         async with asyncio.timeout(timeout):
             return await wait_result(self._runner.waiters, self.stores.journal, self.registry, instance_id,
-                                     recheck=self.recovery_interval)
+                                     recheck=self.recovery_interval,
+                                     is_local=self.supervisor.is_running)
 
     # -- reading ---------------------------------------------------------------
 

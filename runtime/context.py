@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from edda.journal.appends import InstanceChange
@@ -199,7 +198,7 @@ class WorkflowContext:
             raise run.fatal
         wf = run.workflow
         stored = wf.prepare_input(kwargs)
-        new_id = f"{self.workflow_name}-{uuid.uuid4().hex}"
+        new_id = run.host.sibling_id(self.workflow_name, self.instance_id)
         carried = [
             {"channel": channel, "mode": mode, "address": address, "since": since}
             for channel, (mode, address, since) in self._subscriptions.items()
@@ -212,7 +211,8 @@ class WorkflowContext:
             "instance_id": new_id, "workflow_name": self.workflow_name, "status": "running",
             "input": encode_json(stored), "source_hash": wf.source_hash,
             "owner_service": run.service_name, "continued_from": self.instance_id,
-            "owner_node": self.worker_id, "epoch": 1, "started_at": now, "updated_at": now,
+            "owner_node": self.worker_id, "epoch": run.journal.epoch,
+            "started_at": now, "updated_at": now,
         }
         actor = run.journal
         await actor.append(

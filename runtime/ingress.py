@@ -10,11 +10,11 @@ app's `on_event` handlers run (in the background, or in turn).
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from edda.journal.waits import StoreEvent
 from edda.runtime.events import normalize_cloudevent
+from edda.runtime.starts import create
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -44,7 +44,8 @@ async def accept_cloudevent(app: EddaApp, event: Any, *, wait: bool) -> None:
         except TypeError as exc:
             raise ValueError(f"CloudEvent {normalized.type!r} cannot start workflow "
                              f"{starts.name!r}: {exc}") from exc
-        await app._create(starts, f"{starts.name}-{uuid.uuid4().hex}", stored, effects=(store,))
+        instance_id, partition, epoch = app._placement().new_id(starts.name)
+        await create(app, starts, instance_id, stored, partition, epoch, effects=(store,))
         waiting = await app.stores.waits.event_waiters(normalized.type,
                                                        normalized.target_instance_id)
     else:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from edda.actors.address import wake_subject
+from edda.actors.address import cancel_subject, wake_subject
 from edda.actors.background import Background
 from edda.actors.instance import ActorLeft, Departed, InstanceActor
 from edda.actors.instance_journal import ActorStopped, InstanceJournal
@@ -28,7 +28,6 @@ from edda.journal.cancel import CancelOutcome, CancelRequest
 from edda.journal.entries import WorkflowFailed
 from edda.journal.store import Record
 from edda.journal.waits import EndAllWaits
-from edda.runtime.errors import InstanceTakenOverError
 from edda.runtime.hooks import fire
 from edda.runtime.registry import app_context
 from edda.runtime.replay import run_workflow
@@ -39,6 +38,7 @@ from edda.runtime.serialization import error_info
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
+    from edda.actors.placement import Placement
     from edda.actors.timers import TimerService
     from edda.journal.clock import Clock
     from edda.journal.database import Database
@@ -104,12 +104,19 @@ class InstanceRunner:
         self._writer: GroupCommitWriter | None = None
         self._timers: TimerService | None = None
         self._transport: Transport | None = None
+        self.placement: Placement | None = None
 
     def bind(self, db: Database, stores: Stores, writer: GroupCommitWriter,
-             timers: TimerService, transport: Transport) -> None:
-        """Attach the node's database, stores, writer, timer service and transport."""
+             timers: TimerService, transport: Transport, placement: Placement) -> None:
+        """Attach the node's database, stores, writer, timer service, transport and
+        placement."""
         self._db, self._stores, self._writer = db, stores, writer
-        self._timers, self._transport = timers, transport
+        self._timers, self._transport, self.placement = timers, transport, placement
+
+    def _require_placement(self) -> Placement:
+        if self.placement is None:
+            raise RuntimeError("EddaApp is not initialized")
+        return self.placement
 
     def _require_stores(self) -> Stores:
         if self._stores is None:
@@ -147,6 +154,21 @@ class InstanceRunner:
         for actor in list(self.resident.values()):
             actor.post(Stop())
         await self.supervisor.stop_all()
+
+    async def stop_partitions(self, partitions: set[int]) -> None:
+        """The actors of ``partitions`` leave memory (the partitions moved or their
+        lease was lost): each is told `Stop`, then the supervisor waits for them."""
+        if not partitions:
+            return
+        placement = self._require_placement()
+        leaving = [iid for iid in self.supervisor.running()
+                   if placement.partition(iid) in partitions]
+        for iid in leaving:
+            actor = self.resident.get(iid)
+            if actor is not None:
+                actor.post(Stop())
+            self._deferred.pop(iid, None)
+        await asyncio.gather(*(self.supervisor.stop(iid) for iid in leaving))
 
     def passivate_idle(self) -> None:
         """Ask every resident actor to passivate now if it is idle (tools and tests)."""
@@ -216,9 +238,11 @@ class InstanceRunner:
                 default_retry_policy=self.default_retry_policy, host=self, stores=stores,
                 db=self._app.database, clock=self.clock, registry=self.registry,
                 service_name=self.service_name))
-        except ActorStopped as exc:
-            self.waiters.settle(instance_id, Outcome(error=InstanceTakenOverError(
-                f"{exc}; its outcome is available from get_instance({instance_id!r})")))
+        except ActorStopped:
+            # Fenced: another node (or this one, at a new epoch) runs it now. Whoever
+            # waits here keeps waiting and reads its outcome from the database; the
+            # wake-up once this actor has left reaches the node that runs it.
+            self._rewake.add(instance_id)
             raise
         finally:
             if self.resident.get(instance_id) is actor:
@@ -251,7 +275,10 @@ class InstanceRunner:
         """Run the instance a recur created; whoever waited on the old one now waits on it."""
         self.waiters.continued(instance_id, recurred)
         new_id = recurred.new_instance_id
-        self.activate(new_id, workflow_name, 1,
+        epoch = self._require_placement().epoch_of(new_id)
+        if epoch is None:
+            return  # its partition moved meanwhile: its new owner runs it
+        self.activate(new_id, workflow_name, epoch,
                       [Record(0, recurred.started, recurred.created_at)])
         self.spawn(fire(
             self.hooks, "on_workflow_start", new_id, workflow_name, recurred.started.input))
@@ -265,9 +292,10 @@ class InstanceRunner:
         try:
             store = self._require_stores().journal
             row = await store.row(instance_id)
-            if (row is not None and row["owner_node"] == self.node_id
+            epoch = self._require_placement().epoch_of(instance_id)
+            if (row is not None and row["owner_node"] == self.node_id and epoch is not None
                     and row["status"] in ACTIVE_STATUSES):
-                journal = InstanceJournal(instance_id, row["workflow_name"], row["epoch"], [],
+                journal = InstanceJournal(instance_id, row["workflow_name"], epoch, [],
                                           self._require_writer(),
                                           next_seq=await store.next_seq(instance_id))
                 await journal.append(
@@ -309,7 +337,20 @@ class InstanceRunner:
         request = outcome.request
         assert request is not None
         if not self.tell(instance_id, Cancel(request.by, request.at, committed=request)):
-            self.spawn(self.wake(instance_id))
+            self.spawn(self._publish(cancel_subject(instance_id)))
+
+    async def cancel_arrived(self, instance_id: str) -> None:
+        """A cancel of ``instance_id`` was committed (perhaps by another process): its
+        actor takes it if it is resident here, else the instance is run to take it."""
+        actor = self.resident.get(instance_id)
+        if actor is None or actor.leaving:
+            await self.activate_idle(instance_id)
+            return
+        if actor.cancel is not None:
+            return
+        request = await self._require_stores().journal.cancel_request(instance_id)
+        if request is not None:
+            self.tell(instance_id, Cancel(request.by, request.at, committed=request))
 
     async def deliver_pending_cancels(self) -> None:
         """The sweep's safety net: cancels committed for instances this node owns (or
@@ -324,23 +365,21 @@ class InstanceRunner:
 
     async def wake(self, instance_id: str) -> None:
         """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""
+        await self._publish(wake_subject(instance_id))
+
+    async def _publish(self, subject: str) -> None:
         assert self._transport is not None
-        await self._transport.publish(wake_subject(instance_id), b"")
+        await self._transport.publish(subject, b"")
 
     async def activate_idle(self, instance_id: str) -> None:
-        """Run an instance no actor runs: free (passivated) to claim, or ours already."""
+        """Run an instance no actor runs, if its partition is this node's."""
         try:
-            stores = self._require_stores()
-            claimed = await stores.leases.claim(instance_id, self.node_id,
-                                                list(self.registry.workflows()))
+            if self._require_placement().epoch_of(instance_id) is None:
+                return  # another node's: the wake-up reaches it too
+            claimed = await self._require_stores().leases.claim(
+                instance_id, self.node_id, list(self.registry.workflows()))
             if claimed is not None:
                 self.activate_claimed(claimed)
-                return
-            row = await stores.journal.row(instance_id)
-            if (row is not None and row["status"] in ACTIVE_STATUSES
-                    and row["owner_node"] == self.node_id
-                    and not self.supervisor.is_running(instance_id)):
-                self.activate(instance_id, row["workflow_name"], row["epoch"])
         except Exception:
             log.warning("wake-up of %s failed; the sweep will retry", instance_id, exc_info=True)
 
@@ -350,6 +389,12 @@ class InstanceRunner:
         """Wake an instance wherever it is (resident here, passivated, elsewhere)."""
         if not self.tell(instance_id, Wake()):
             await self.wake(instance_id)
+
+    def sibling_id(self, prefix: str, instance_id: str) -> str:
+        """A fresh instance id in the partition of ``instance_id`` (a recur's new id:
+        its actor runs at the same epoch, on this node)."""
+        placement = self._require_placement()
+        return placement.id_in(prefix, placement.partition(instance_id))
 
     def outbox_written(self) -> None:
         """An activity committed outbox rows: wake the relayer, if there is one."""

@@ -4,17 +4,22 @@
 it. The services start in this order and stop in the reverse one:
 
 1. journal writer (group commit),
-2. lease heartbeat (the node's lease row),
+2. lease heartbeat (the node's row and partitions: `Placement`; it takes this
+   node's share of the partitions before the node is ready),
 3. actor supervisor (the workflow actors),
 4. background work (hooks, handlers, passivations, wake-up activations),
 5. transport listener (wake-ups),
-6. membership listener (another node left: claim its instances now),
-7. recovery sweep (claims orphans; its first sweep runs before the node is ready),
-8. timer service (due waits of passivated instances),
+6. membership listener (another node joined, left or freed partitions:
+   rebalance now),
+7. recovery sweep (activates the unfinished instances of the node's partitions;
+   its first sweep runs before the node is ready, and one more whenever the node
+   gains partitions),
+8. timer service (due waits of the passivated instances of its partitions),
 9. outbox relayer (if the app has one).
 
-A node that stops gracefully announces it on the transport once its instances
-are free, so the other nodes of its service take them over at once.
+A node announces on the transport that it joined once it is ready, and that
+it left once its partitions are free, so the other nodes of its service
+rebalance at once.
 
 If a service keeps crashing the tree stops the node; `Node.failed` then gives
 its instances back, tells everyone waiting on the node, and the app refuses
@@ -28,9 +33,16 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from edda.actors.leases import NodeLease
-from edda.actors.membership import MembershipListener, announce_left
+from edda.actors.membership import (
+    MembershipListener,
+    NodeJoined,
+    NodeMessage,
+    PartitionsFreed,
+    announce,
+    announce_left,
+)
 from edda.actors.node import NodeSupervisor, ServiceStartError
+from edda.actors.placement import Placement
 from edda.actors.recovery import Recovery
 from edda.actors.timers import TimerService
 from edda.journal.group_commit import GroupCommitWriter
@@ -40,12 +52,16 @@ from edda.journal.stores import Stores, sql_stores
 from edda.journal.writes import write_alone
 from edda.runtime.relayer import OutboxRelayer
 from edda.runtime.wakes import WakeListener
+from edda.transports.bridge import BridgedTransport
 
 if TYPE_CHECKING:
     from edda.actors.node import Service
     from edda.runtime.app import EddaApp
 
 log = logging.getLogger("edda.node")
+
+#: How long a starting node waits for the others to give it its share.
+_SHARE_WAIT = 1.0
 
 
 class Node:
@@ -64,22 +80,24 @@ class Node:
         def names() -> list[str]:
             return list(app.registry.workflows())
 
-        self.lease = NodeLease(self.stores.leases, app.worker_id, app.service_name,
-                               app.lease_seconds, self._lost_lease, self._regained_lease,
-                               clock=app.clock)
+        self.placement = Placement(self.stores.leases, app.worker_id, app.service_name,
+                                   app.lease_seconds, clock=app.clock,
+                                   on_lost=runner.stop_partitions, on_gained=self._gained,
+                                   on_released=self._released)
         self.timers = TimerService(self.stores.leases, app.worker_id, names,
                                    runner.activate_claimed, clock=app.clock,
                                    max_sleep=app.recovery_interval)
         self.listener = WakeListener(app.transport, runner, self.background)
         self.members = MembershipListener(app.transport, app.service_name, app.worker_id,
-                                          self._node_left)
+                                          self._news)
         self.recovery = Recovery(
-            self.stores, self.lease, names, runner.activate_claimed,
+            self.stores, app.worker_id, names, runner.activate_claimed,
             runner.supervisor.is_running, interval=app.recovery_interval, clock=app.clock,
-            wake=runner.wake, on_freed=self.timers.nudge, cancels=runner.deliver_pending_cancels,
+            wake=runner.wake, cancels=runner.deliver_pending_cancels,
             retention_seconds=app.message_retention_days * 86400.0)
         self.relayer: OutboxRelayer | None = None
-        services: list[Service] = [self.writer, self.lease, runner.supervisor, self.background,
+        services: list[Service] = [self.writer, self.placement, runner.supervisor,
+                                   self.background,
                                    self.listener, self.members, self.recovery, self.timers]
         if app.outbox_enabled:
             assert app.broker_url is not None
@@ -89,7 +107,8 @@ class Node:
                                    on_restarted=lambda name: self.recovery.sweep_soon(),
                                    on_failing=lambda: self.writer.abandon(timeout=1.0),
                                    start_timeout=app.start_timeout)
-        runner.bind(self.db, self.stores, self.writer, self.timers, app.transport)
+        runner.bind(self.db, self.stores, self.writer, self.timers, app.transport,
+                    self.placement)
 
     async def start(self) -> None:
         """Migrate the schema, then start the services in order.
@@ -102,6 +121,9 @@ class Node:
             with anyio.fail_after(self._app.start_timeout):
                 await migrate(self.db)
                 await self.db.open_quick_reader()
+                transport = self._app.transport
+                if self._app._own_transport and isinstance(transport, BridgedTransport):
+                    await transport.start()
         except TimeoutError:
             raise ServiceStartError("database", "it did not answer within "
                                                 f"{self._app.start_timeout:g} s") from None
@@ -110,6 +132,11 @@ class Node:
         if self.relayer is not None:
             self.runner.on_outbox = self.relayer.wake
         await self.tree.start()
+        await announce(self._app.transport, self._app.service_name,
+                       NodeJoined(self._app.worker_id))
+        # The other nodes give this one its share at once; a node that does not
+        # answer (frozen) gives it up when its lease runs out.
+        await self.placement.wait_for_share(_SHARE_WAIT)
 
     async def stop(self) -> None:
         """Stop the services in reverse order; the node's instances are given back."""
@@ -132,12 +159,15 @@ class Node:
                 return
         await announce_left(self._app.transport, self._app.service_name, self._app.worker_id)
 
-    def _node_left(self, node_id: str) -> None:
+    def _news(self, news: NodeMessage) -> None:
+        self.placement.nudge()
+
+    async def _gained(self, partitions: dict[int, int]) -> None:
+        """Partitions became this node's: run their unfinished instances, fire their
+        due timers, deliver what waits for their waiting ones."""
         self.recovery.sweep_soon()
         self.timers.nudge()
 
-    async def _lost_lease(self) -> None:
-        await self.runner.stop_all()
-
-    async def _regained_lease(self) -> None:
-        await self.recovery.sweep()
+    async def _released(self) -> None:
+        await announce(self._app.transport, self._app.service_name,
+                       PartitionsFreed(self._app.worker_id))

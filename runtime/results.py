@@ -3,8 +3,10 @@
 A caller waits on a future that the node settles when the instance ends here
 (or, for ``start()``, first waits), so nothing polls on the hot path. The stored
 row is read once first (the instance may have ended already, or elsewhere) and
-again, as a safety net, every ``recheck`` seconds, which is how an instance
-finished by another process is noticed.
+again, as a safety net, every ``recheck`` seconds. While no actor of this node
+runs the instance (it runs on another node, or its partition moved there) the
+row is read soon and then less and less often, up to ``recheck``: that is how an
+instance run by another process is followed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from edda.runtime.saga import Outcome, cancelled_error
 from edda.runtime.serialization import rebuild_error, restore, type_hints
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from edda.journal.stores import JournalStore
     from edda.runtime.context import Recurred
     from edda.runtime.registry import Registry
@@ -129,16 +133,61 @@ async def stored_outcome(store: JournalStore, registry: Registry, instance_id: s
                        "not end with it")
 
 
+#: How often a caller re-reads an instance that runs on another node: first soon,
+#: then less often, up to the caller's ``recheck``.
+_POLL_FIRST = 0.02
+
+
+async def first_stop(waiters: Waiters, waiter: asyncio.Future[Outcome], store: JournalStore,
+                     registry: Registry, instance_id: str, *, recheck: float,
+                     is_local: Callable[[str], bool], read_first: bool = False) -> Outcome:
+    """What ``start()`` returns on: the instance ended or first waits, here (``waiter``
+    is told) or on whichever node runs it (its stored row says so; read soon and
+    then less often while no actor of this node runs it)."""
+    poll = _POLL_FIRST
+    while True:
+        if read_first:  # it may have stopped already (a start of an existing id)
+            read_first = False
+        elif is_local(instance_id):
+            poll = _POLL_FIRST
+            await asyncio.wait({waiter}, timeout=recheck)
+        else:
+            await asyncio.wait({waiter}, timeout=poll)
+            poll = min(poll * 2, recheck)
+        if waiter.done():
+            return waiter.result()
+        row = await store.row(instance_id)
+        if row is None or row["status"] in ("running", "compensating"):
+            continue
+        found = await stored_outcome(store, registry, instance_id)
+        if found is None:
+            found = Outcome(suspended=True)
+        if isinstance(found, str):  # recurred elsewhere: wait on the instance it became
+            waiters.final_ids[instance_id] = found
+            waiters.forget(instance_id)
+            instance_id, waiter = found, waiters.expect(found)
+            continue
+        waiters.forget(instance_id)
+        return found
+
+
 async def _outcome(waiters: Waiters, store: JournalStore, registry: Registry,
-                   instance_id: str, recheck: float) -> Outcome | str:
+                   instance_id: str, recheck: float,
+                   is_local: Callable[[str], bool]) -> Outcome | str:
     """The outcome of one instance (or the id it recurred as), once it has ended."""
     watcher = waiters.watch(instance_id)  # before the read: an end in between is not missed
+    poll = _POLL_FIRST
     try:
         while True:
             found = await stored_outcome(store, registry, instance_id)
             if found is not None:
                 return found
-            done, _ = await asyncio.wait({watcher}, timeout=recheck)
+            if is_local(instance_id):
+                poll = _POLL_FIRST
+                done, _ = await asyncio.wait({watcher}, timeout=recheck)
+            else:
+                done, _ = await asyncio.wait({watcher}, timeout=poll)
+                poll = min(poll * 2, recheck)
             if done:
                 outcome = watcher.result()
                 recurred = outcome.recurred
@@ -148,12 +197,13 @@ async def _outcome(waiters: Waiters, store: JournalStore, registry: Registry,
 
 
 async def wait_result(waiters: Waiters, store: JournalStore, registry: Registry,
-                      instance_id: str, *, recheck: float) -> Any:
+                      instance_id: str, *, recheck: float,
+                      is_local: Callable[[str], bool]) -> Any:
     """The instance's result once it ends (following ``recur`` to the newest
     instance), or its failure raised."""
     current = instance_id
     while True:
-        outcome = await _outcome(waiters, store, registry, current, recheck)
+        outcome = await _outcome(waiters, store, registry, current, recheck, is_local)
         if isinstance(outcome, str):
             current = outcome
             continue

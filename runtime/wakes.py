@@ -1,9 +1,10 @@
 """The transport listener: wake-up messages in, activity out.
 
 A wake-up says that the database gained something for an instance (an event,
-a message, a cancel, a timer). A resident instance re-checks what it waits
-for; one that no actor runs is claimed (if free) and replayed, in the
-background, so that the claims of a broadcast's many waiters share writer
+a message, a timer); a cancel notice, that a cancel of it was committed. Every
+process on the database hears both; only the node that owns the instance's
+partition acts. A resident instance re-checks what it waits for (or takes the
+cancel); one that no actor runs is claimed and replayed, in the background, so that the claims of a broadcast's many waiters share writer
 batches. Wake-ups are at-most-once: the recovery sweep finds what a lost one
 missed, including while this service restarts after its transport failed.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edda.actors.address import WAKE_PATTERN, instance_of
+from edda.actors.address import INSTANCE_PATTERN, instance_of, kind_of
 from edda.actors.mailbox import Wake
 
 if TYPE_CHECKING:
@@ -37,10 +38,14 @@ class WakeListener:
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Subscribe (ready once subscribed), then serve wake-ups until cancelled."""
         runner = self._runner
-        async with self._transport.subscribe(WAKE_PATTERN) as subscription:
+        async with self._transport.subscribe(INSTANCE_PATTERN) as subscription:
             task_status.started()
             async for message in subscription:
                 instance_id = instance_of(message.subject)
+                if kind_of(message.subject) == "cancel":
+                    self._background.spawn(runner.cancel_arrived(instance_id),
+                                           what=f"the cancel of {instance_id}")
+                    continue
                 if runner.tell(instance_id, Wake()):
                     continue
                 self._background.spawn(runner.activate_idle(instance_id),

@@ -100,6 +100,10 @@ class Workflow(Generic[P, R]):
             return None
         return name, model
 
+    def takes(self, name: str) -> bool:
+        """Whether the workflow function has a parameter called ``name``."""
+        return name in inspect.signature(self.func).parameters
+
     def prepare_input(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Check and convert ``start()`` keywords into the journal's input.
 
@@ -143,6 +147,11 @@ class Workflow(Generic[P, R]):
 
     async def start(self, lock_timeout_seconds: int | None = None, **kwargs: Any) -> str:
         """Start a new instance and run it until it completes, fails or suspends.
+
+        ``instance_id="order-42"`` chooses the instance's id (unless the workflow
+        has a parameter of that name, which then gets it): a second start with the
+        same id creates nothing and returns when that instance completes or
+        waits, wherever it runs.
 
         Returns:
             The new instance's id.

@@ -23,6 +23,7 @@ from edda.journal.errors import EarlierWriteFailed, FencedError, JournalConflict
 from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.leases import ClaimOrphans, RegisterNode, RemoveNodes
 from edda.journal.migrations import LATEST_VERSION, current_version, migrate
+from edda.journal.partitions import DEFAULT_PARTITIONS, AcquirePartitions, partition_of
 from edda.journal.store import SqlJournalStore, read_journal
 from edda.journal.waits import StoreEvent
 from edda.journal.writes import Write, write_alone
@@ -44,6 +45,7 @@ async def writer(db: Database) -> AsyncIterator[GroupCommitWriter]:
     w = GroupCommitWriter(db, NODE)
     w.start()
     await w.submit(RegisterNode(NODE, "svc", "host", 1, "", 60))
+    await w.submit(AcquirePartitions(NODE, list(range(DEFAULT_PARTITIONS)), 60))
     yield w
     await w.aclose()
 
@@ -59,6 +61,7 @@ def start_op(instance_id: str, *, owner: str = NODE, epoch: int = 1) -> Append:
     row = {
         "instance_id": instance_id, "workflow_name": "wf", "status": "running",
         "input": encode_json({"x": 1}), "owner_node": owner, "epoch": epoch,
+        "partition": partition_of(instance_id, DEFAULT_PARTITIONS),
         "started_at": now, "updated_at": now,
     }
     return Append(instance_id, 0, epoch, kind_of(entry), encode_entry(entry), create=row)
@@ -122,12 +125,14 @@ async def test_append_at_taken_seq_conflicts_alone(db: Database, writer: GroupCo
 
 async def test_fenced_node_cannot_append(db: Database, writer: GroupCommitWriter) -> None:
     await writer.append(start_op("i3"))
-    # Node A dies; node B claims the instance, which bumps its epoch.
+    part = partition_of("i3", DEFAULT_PARTITIONS)
+    # Node A dies; node B takes its partition, which bumps the partition's epoch.
     other = GroupCommitWriter(db, "node-b")
     other.start()
     try:
         await other.submit(RemoveNodes([NODE]))
         await other.submit(RegisterNode("node-b", "svc", "host", 2, "", 60))
+        assert await other.submit(AcquirePartitions("node-b", [part], 60)) == {part: 2}
         claimed = await other.submit(ClaimOrphans("node-b", ["wf"], 10))
         assert [(c.instance_id, c.epoch) for c in claimed] == [("i3", 2)]
         with pytest.raises(FencedError):
@@ -141,7 +146,34 @@ async def test_fenced_node_cannot_append(db: Database, writer: GroupCommitWriter
     assert row is not None and (row["owner_node"], row["epoch"]) == ("node-b", 2)
 
 
-async def test_claim_skips_instances_of_live_nodes(db: Database, writer: GroupCommitWriter) -> None:
+async def test_a_partition_fences_its_owner_once_taken_not_when_it_merely_expired(
+    db: Database
+) -> None:
+    """A node frozen past its lease writes nothing once another node took its
+    partition; until then nobody else wrote there, and its writes still commit."""
+    w = GroupCommitWriter(db, "frozen")
+    w.start()
+    other = GroupCommitWriter(db, "node-b")
+    other.start()
+    try:
+        await w.submit(RegisterNode("frozen", "svc", "host", 3, "", 0.3))
+        part = partition_of("i8", DEFAULT_PARTITIONS)
+        assert await w.submit(AcquirePartitions("frozen", [part], 0.3)) == {part: 1}
+        await w.append(start_op("i8", owner="frozen", epoch=1))
+        await asyncio.sleep(0.4)  # the database's clock moves past the lease
+        await w.append(step("i8", 1, epoch=1))  # expired, but nobody took it
+        assert await other.submit(AcquirePartitions("node-b", [part], 60)) == {part: 2}
+        with pytest.raises(FencedError):
+            await w.append(step("i8", 2, epoch=1))
+    finally:
+        await w.aclose()
+        await other.aclose()
+    assert len(await read_journal(db, "i8")) == 2
+
+
+async def test_claim_skips_instances_of_other_nodes_partitions(
+    db: Database, writer: GroupCommitWriter
+) -> None:
     await writer.append(start_op("i4"))
     assert await writer.submit(ClaimOrphans("node-b", ["wf"], 10)) == []
 

@@ -186,7 +186,7 @@ async def test_leases_are_judged_by_the_database_clock_not_the_hosts(
     await wait_until(a_is_gone, "node B to find node A's lease expired", timeout=10)
     # A's clock moves again: its next renewal finds the row gone and it stops its actors.
     assert node_a._node is not None
-    lease = node_a._node.lease
+    lease = node_a._node.placement
     ahead.advance(1.0)
 
     async def lost() -> bool:

@@ -158,8 +158,9 @@ async def only_on_b(ctx: WorkflowContext) -> str:
 async def test_two_nodes_in_one_process_each_run_their_own(
     sqlite_url: str, make_app: MakeApp
 ) -> None:
-    node_a = make_app(sqlite_url, workflows=[parent_wf, child_wf, receipt_wf])
-    node_b = make_app(sqlite_url)
+    shared = InProcTransport()  # they hear each other join and leave: B gets its share
+    node_a = make_app(sqlite_url, workflows=[parent_wf, child_wf, receipt_wf], transport=shared)
+    node_b = make_app(sqlite_url, transport=shared)
     await node_a.initialize()
     await node_b.initialize()  # the newest node: the default outside any node's tasks
     assert "only_on_b" not in node_a.registry.workflows()
@@ -176,6 +177,8 @@ async def test_two_nodes_in_one_process_each_run_their_own(
     assert (await node_a.get_instance(on_a))["locked_by"] == node_a.worker_id  # type: ignore[index]
     with pytest.raises(LookupError, match="'only_on_b' is not registered on this node"):
         await node_a.start_workflow(only_on_b)
+    await node_a.shutdown()
+    await shared.aclose()
 
 
 async def test_wait_result_callers_hear_when_the_node_shuts_down(

@@ -16,6 +16,7 @@ from edda.journal.entries import WorkflowStarted
 from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.leases import RegisterNode
 from edda.journal.migrations import migrate
+from edda.journal.partitions import DEFAULT_PARTITIONS, AcquirePartitions, partition_of
 from edda.journal.stores import Stores, sql_stores
 
 NODE = "node-a"
@@ -36,6 +37,7 @@ class Storage:
         now = time.time() if started_at is None else started_at
         row = {"instance_id": instance_id, "workflow_name": workflow, "status": status,
                "input": encode_json(data), "owner_node": owner, "epoch": epoch,
+               "partition": partition_of(instance_id, DEFAULT_PARTITIONS),
                "started_at": now, "updated_at": now}
         await self.writer.append(Append.of(instance_id, 0, epoch,
                                            WorkflowStarted(workflow_name=workflow, input=data),
@@ -49,6 +51,7 @@ async def storage(db_url: str) -> AsyncIterator[Storage]:
     writer = GroupCommitWriter(db, NODE)
     writer.start()
     await writer.submit(RegisterNode(NODE, "svc", "host", 1, "", 60))
+    await writer.submit(AcquirePartitions(NODE, list(range(DEFAULT_PARTITIONS)), 60))
     try:
         yield Storage(db, writer, sql_stores(db, writer))
     finally:

@@ -261,7 +261,8 @@ class Volume:
         """Undo `read_only`."""
         for directory, _, files in os.walk(self.path):
             for name in files:
-                _set_immutable(Path(directory, name), False)
+                if Path(directory, name).is_file():  # not sockets: read_only skips them
+                    _set_immutable(Path(directory, name), False)
             _set_immutable(Path(directory), False)
 
     def fail(self) -> None:
