@@ -1,6 +1,6 @@
 """Membership: nodes tell each other when the spread of partitions must change.
 
-A node announces on its service's subject that it joined (`NodeJoined`: the
+A node announces on the database's membership subject that it joined (`NodeJoined`: the
 others give it its share), that it gave partitions up (`PartitionsFreed`: the
 node that should own them takes them), or that it stopped gracefully
 (`NodeLeft`: its partitions are free, the others spread them among
@@ -27,13 +27,13 @@ log = logging.getLogger("edda.membership")
 
 
 class NodeJoined(msgspec.Struct, frozen=True, tag="node_joined"):
-    """A node of the service started: it should get its share of the partitions."""
+    """A node started: it should get its share of the partitions."""
 
     node_id: str
 
 
 class NodeLeft(msgspec.Struct, frozen=True, tag="node_left"):
-    """A node of the service stopped and gave its partitions back."""
+    """A node stopped and gave its partitions back."""
 
     node_id: str
 
@@ -49,25 +49,25 @@ _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[NodeMessage] = msgspec.json.Decoder(NodeMessage)
 
 
-def members_subject(service_name: str) -> str:
-    """The subject on which the nodes of ``service_name`` announce themselves."""
-    token = "".join(c if c.isalnum() or c in "-_" else "_" for c in service_name) or "_"
-    return f"edda.nodes.{token}"
+#: The subject on which the nodes of one database announce themselves: the
+#: partitions are the database's, so every node on it takes part, whatever its
+#: service.
+MEMBERS_SUBJECT = "edda.nodes"
 
 
-async def announce(transport: Transport, service_name: str, news: NodeMessage) -> None:
-    """Tell the other nodes of the service (best effort: they find out at their
+async def announce(transport: Transport, news: NodeMessage) -> None:
+    """Tell the other nodes of the database (best effort: they find out at their
     next heartbeat otherwise)."""
     try:
-        await transport.publish(members_subject(service_name), _encoder.encode(news))
+        await transport.publish(MEMBERS_SUBJECT, _encoder.encode(news))
     except Exception:
         log.warning("could not announce %r; the other nodes find out at their next "
                     "heartbeat", news, exc_info=True)
 
 
-async def announce_left(transport: Transport, service_name: str, node_id: str) -> None:
-    """Tell the other nodes of the service that this one left."""
-    await announce(transport, service_name, NodeLeft(node_id))
+async def announce_left(transport: Transport, node_id: str) -> None:
+    """Tell the other nodes that this one left."""
+    await announce(transport, NodeLeft(node_id))
 
 
 class MembershipListener:
@@ -75,10 +75,10 @@ class MembershipListener:
 
     name = "membership listener"
 
-    def __init__(self, transport: Transport, service_name: str, node_id: str,
+    def __init__(self, transport: Transport, node_id: str,
                  on_news: Callable[[NodeMessage], None]) -> None:
         self._transport = transport
-        self._subject = members_subject(service_name)
+        self._subject = MEMBERS_SUBJECT
         self._node_id = node_id
         self._on_news = on_news
 

@@ -38,12 +38,15 @@ def _node(app: EddaApp) -> Node:
 
 
 async def sweep_now(app: EddaApp) -> None:
-    """Run the node's recovery sweep now.
+    """Rebalance the node's partitions (taking those of nodes found dead) and run
+    its recovery sweep, now.
 
     Raises:
         RuntimeError: If the app is not running.
     """
-    await _node(app).recovery.sweep()
+    node = _node(app)
+    await node.placement.rebalance()
+    await node.recovery.sweep()
 
 
 def passivate_idle(app: EddaApp) -> None:

@@ -126,7 +126,9 @@ async def _subscribe(ctx: WorkflowContext, position: str, call: int, channel: st
     if current is not None and current[0] == mode:
         since = current[2]
     else:
-        since = ctx._run.started_at if mode == "direct" else ctx._run.clock.now()
+        # A direct mailbox holds what was sent to the instance's address even before
+        # the instance existed: the address is its id, known in advance.
+        since = 0.0 if mode == "direct" else ctx._run.clock.now()
     entry = Subscribed(position=position, call=call, channel=channel, mode=mode,
                        address=address, since=since)
     await ctx._run.journal.append(

@@ -264,6 +264,7 @@ class InstanceRunner:
     def _exited(self, instance_id: str) -> None:
         """The actor task of ``instance_id`` has ended: do what waited for that."""
         self._early_cancels.pop(instance_id, None)  # a later activation reads its row
+        self.waiters.left(instance_id)  # callers still waiting look again
         if instance_id in self._rewake:
             self._rewake.discard(instance_id)
             self.background.spawn(self.wake(instance_id), what=f"the wake-up of {instance_id}")

@@ -88,7 +88,7 @@ class Node:
                                    runner.activate_claimed, clock=app.clock,
                                    max_sleep=app.recovery_interval)
         self.listener = WakeListener(app.transport, runner, self.background)
-        self.members = MembershipListener(app.transport, app.service_name, app.worker_id,
+        self.members = MembershipListener(app.transport, app.worker_id,
                                           self._news)
         self.recovery = Recovery(
             self.stores, app.worker_id, names, runner.activate_claimed,
@@ -132,7 +132,7 @@ class Node:
         if self.relayer is not None:
             self.runner.on_outbox = self.relayer.wake
         await self.tree.start()
-        await announce(self._app.transport, self._app.service_name,
+        await announce(self._app.transport,
                        NodeJoined(self._app.worker_id))
         # The other nodes give this one its share at once; a node that does not
         # answer (frozen) gives it up when its lease runs out.
@@ -143,7 +143,7 @@ class Node:
         self.runner.on_outbox = None
         await self.tree.stop()
         if self.tree.failure is None:  # its instances are free: the others take them now
-            await announce_left(self._app.transport, self._app.service_name,
+            await announce_left(self._app.transport,
                                 self._app.worker_id)
 
     async def failed(self, error: BaseException) -> None:
@@ -157,7 +157,7 @@ class Node:
                 log.warning("could not give the instances of node %s back; its lease "
                             "expires on its own", self._app.worker_id, exc_info=True)
                 return
-        await announce_left(self._app.transport, self._app.service_name, self._app.worker_id)
+        await announce_left(self._app.transport, self._app.worker_id)
 
     def _news(self, news: NodeMessage) -> None:
         self.placement.nudge()
@@ -169,5 +169,5 @@ class Node:
         self.timers.nudge()
 
     async def _released(self) -> None:
-        await announce(self._app.transport, self._app.service_name,
+        await announce(self._app.transport,
                        PartitionsFreed(self._app.worker_id))

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 _ENDED = ("completed", "failed", "cancelled", "recurred")
 
+#: What a waiting caller is told when the instance's actor left this node without
+#: an outcome (its partition moved, it was fenced, it passivated): look again.
+MOVED = Outcome()
+
 
 class Waiters:
     """The futures of a node's callers, by instance."""
@@ -77,6 +81,16 @@ class Waiters:
         for watcher in self._results.pop(instance_id, ()):
             if not watcher.done():
                 watcher.set_result(outcome)
+
+    def left(self, instance_id: str) -> None:
+        """The instance's actor left this node without an outcome: whoever waits
+        looks at the stored row again (and follows it wherever it runs now)."""
+        waiter = self._starts.get(instance_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(MOVED)
+        for watcher in self._results.pop(instance_id, ()):
+            if not watcher.done():
+                watcher.set_result(MOVED)
 
     def continued(self, instance_id: str, recurred: Recurred) -> None:
         """The instance continued as a new one: its ``start()`` caller waits on that."""
@@ -155,7 +169,9 @@ async def first_stop(waiters: Waiters, waiter: asyncio.Future[Outcome], store: J
             await asyncio.wait({waiter}, timeout=poll)
             poll = min(poll * 2, recheck)
         if waiter.done():
-            return waiter.result()
+            if waiter.result() is not MOVED:
+                return waiter.result()
+            waiter = waiters.expect(instance_id)
         row = await store.row(instance_id)
         if row is None or row["status"] in ("running", "compensating"):
             continue
@@ -175,25 +191,25 @@ async def _outcome(waiters: Waiters, store: JournalStore, registry: Registry,
                    instance_id: str, recheck: float,
                    is_local: Callable[[str], bool]) -> Outcome | str:
     """The outcome of one instance (or the id it recurred as), once it has ended."""
-    watcher = waiters.watch(instance_id)  # before the read: an end in between is not missed
     poll = _POLL_FIRST
-    try:
-        while True:
+    while True:
+        watcher = waiters.watch(instance_id)  # before the read: an end in between is seen
+        try:
             found = await stored_outcome(store, registry, instance_id)
             if found is not None:
                 return found
             if is_local(instance_id):
                 poll = _POLL_FIRST
-                done, _ = await asyncio.wait({watcher}, timeout=recheck)
+                await asyncio.wait({watcher}, timeout=recheck)
             else:
-                done, _ = await asyncio.wait({watcher}, timeout=poll)
+                await asyncio.wait({watcher}, timeout=poll)
                 poll = min(poll * 2, recheck)
-            if done:
+            if watcher.done() and watcher.result() is not MOVED:
                 outcome = watcher.result()
                 recurred = outcome.recurred
                 return outcome if recurred is None else recurred.new_instance_id
-    finally:
-        waiters.unwatch(instance_id, watcher)
+        finally:
+            waiters.unwatch(instance_id, watcher)
 
 
 async def wait_result(waiters: Waiters, store: JournalStore, registry: Registry,

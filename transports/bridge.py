@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edda.transports")
 
+#: How long closing waits for what is still queued to be rung.
+_LAST_RINGS = 1.0
+
 
 class Bell(Protocol):
     """Carries opaque payloads to the other processes of one database."""
@@ -92,6 +95,7 @@ class BridgedTransport(InProcTransport):
         self._outgoing: list[tuple[str, bytes]] = []
         self._ready = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._closing = False
         #: Payloads heard from other processes, and those that could not be read.
         self.heard = 0
         self.garbled = 0
@@ -113,7 +117,7 @@ class BridgedTransport(InProcTransport):
             self._ready.set()
 
     async def _send(self) -> None:
-        while True:
+        while not (self._closing and not self._outgoing):
             await self._ready.wait()
             self._ready.clear()
             messages, self._outgoing = self._outgoing, []
@@ -140,10 +144,15 @@ class BridgedTransport(InProcTransport):
                 self.garbled += 1
 
     async def aclose(self) -> None:
-        """Stop ringing and listening, then close every subscription."""
+        """Ring what is still queued (for at most a second: a node that leaves
+        announces it last), stop listening, then close every subscription."""
         sender, self._sender = self._sender, None
         if sender is not None:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            self._closing = True
+            self._ready.set()
+            try:
+                await asyncio.wait_for(sender, _LAST_RINGS)
+            except (TimeoutError, Exception):
+                pass
         await self._bell.aclose()
         await super().aclose()

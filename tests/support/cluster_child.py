@@ -1,0 +1,56 @@
+"""A node process of a cluster test: ``python -m tests.support.cluster_child DB_URL
+LEASE`` (from the repository's root).
+
+It prints ``ready <worker id>`` once its node runs, then obeys one command per
+line on stdin and answers each with one line:
+
+* ``start <workflow> <instance id> [json kwargs]``: start an instance with that id
+  (idempotent), answer ``started <id>`` once start() returned;
+* ``partitions``: answer the partitions this node holds, as JSON;
+* ``quit``: shut down gracefully and exit (``bye``).
+
+It runs until killed otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from edda import EddaApp
+from tests.support import cluster_workflows
+
+WORKFLOWS = {name: getattr(cluster_workflows, name) for name in ("await_go", "read_inbox", "nap")}
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def main(db_url: str, lease: float) -> None:
+    app = EddaApp("cluster", db_url, lease_seconds=lease, recovery_interval=60.0,
+                  workflows=list(WORKFLOWS.values()))
+    await app.initialize()
+    assert app._node is not None
+    placement = app._node.placement
+    say(f"ready {app.worker_id}")
+    while True:
+        line = (await asyncio.to_thread(sys.stdin.readline)).strip()
+        if not line or line == "quit":
+            await app.shutdown()
+            say("bye")
+            return
+        command, *args = line.split(" ", 3)
+        if command == "start":
+            kwargs = json.loads(args[2]) if len(args) > 2 else {}
+            started = await WORKFLOWS[args[0]].start(instance_id=args[1], **kwargs)
+            say(f"started {started}")
+        elif command == "partitions":
+            say(json.dumps(sorted(placement.owned)))
+        else:
+            say(f"unknown command {command!r}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], float(sys.argv[2])))
