@@ -71,9 +71,9 @@ class InstanceActor:
     """A resident workflow instance."""
 
     __slots__ = ("_clock", "_committing", "_departure", "_handler", "_idle_seconds",
-                 "_idle_timer", "_node_id", "_on_suspended", "_stores", "_task", "_wakes",
-                 "blocked", "busy", "cancel", "compensating", "finishing", "instance_id",
-                 "journal", "leaving", "mailbox", "missed", "waiting")
+                 "_idle_timer", "_node_id", "_on_suspended", "_quiet", "_stores", "_task",
+                 "_wakes", "blocked", "busy", "cancel", "compensating", "finishing", "held",
+                 "instance_id", "journal", "leaving", "mailbox", "missed", "waiting")
 
     def __init__(
         self,
@@ -114,6 +114,9 @@ class InstanceActor:
         self._task: asyncio.Task[Any] | None = None
         self._handler: asyncio.Task[None] | None = None
         self._departure: str | None = None
+        #: Being handed over to another node: no new activity starts.
+        self.held = False
+        self._quiet: asyncio.Event | None = None
 
     # -- the mailbox ----------------------------------------------------------------
 
@@ -313,6 +316,27 @@ class InstanceActor:
     def end_work(self) -> None:
         self.busy -= 1
         self._changed()
+        if self.busy == 0 and self._quiet is not None:
+            self._quiet.set()
+
+    # -- handing over -------------------------------------------------------------------
+
+    def hold(self) -> None:
+        """The instance is about to move to another node: from now on no activity
+        starts here (`held_back` blocks it until the actor stops)."""
+        self.held = True
+
+    async def held_back(self) -> None:
+        """Block an activity that would start on a held actor, until it is stopped."""
+        await asyncio.get_running_loop().create_future()
+
+    async def until_quiet(self) -> None:
+        """Wait until no activity runs, and what they journaled is committed."""
+        while self.busy:
+            self._quiet = asyncio.Event()
+            await self._quiet.wait()
+        self._quiet = None
+        await self.journal.settled()
 
     @property
     def idle(self) -> bool:

@@ -81,8 +81,10 @@ class Placement:
         *,
         clock: Clock,
         on_lost: Callable[[set[int]], Awaitable[None]],
+        on_handover: Callable[[set[int], float], Awaitable[None]],
         on_gained: Callable[[dict[int, int]], Awaitable[None]],
         on_released: Callable[[], Awaitable[None]],
+        handover_seconds: float = 10.0,
     ) -> None:
         self.store = store
         self.node_id = node_id
@@ -92,6 +94,7 @@ class Placement:
         self.pid = os.getpid()
         self._clock = clock
         self._on_lost = on_lost
+        self._on_handover = on_handover
         self._on_gained = on_gained
         self._on_released = on_released
         #: Partitions of the database (known once registered).
@@ -108,6 +111,13 @@ class Placement:
         self._catch_up = _CATCH_UP_FIRST
         #: Times the lease was lost (for tools and tests).
         self.lost = 0
+        #: Partitions being handed over: still held (and renewed), but their actors
+        #: start no activity, and no new instance or activation goes there.
+        self.leaving: set[int] = set()
+        self._handovers: set[asyncio.Task[None]] = set()
+        self._renewed = asyncio.Event()
+        #: How long a handover lets running activities finish.
+        self.handover_seconds = handover_seconds
 
     # -- what the node asks ---------------------------------------------------------
 
@@ -115,18 +125,36 @@ class Placement:
         return partition_of(instance_id, self.count)
 
     def epoch_of(self, instance_id: str) -> int | None:
-        """The epoch at which this node holds ``instance_id``'s partition, if it does."""
+        """The epoch at which this node holds ``instance_id``'s partition, if it does
+        (and is not handing it over)."""
         if not self.count:
             return None
-        return self.owned.get(self.partition(instance_id))
+        part = self.partition(instance_id)
+        return None if part in self.leaving else self.owned.get(part)
+
+    def surely_holds(self, instance_id: str) -> bool:
+        """Whether this node holds ``instance_id``'s partition, is not handing it over,
+        and its lease (counted from when the last renewal was sent) has more than
+        a tenth of its time left."""
+        return (self.epoch_of(instance_id) is not None
+                and self._clock.monotonic() < self._valid_until - self.lease_seconds / 10)
+
+    async def next_renewal(self) -> None:
+        """Wait for the next renewal (or registration) of the lease."""
+        await self._renewed.wait()
+
+    def _renewal(self) -> None:
+        self._renewed.set()
+        self._renewed = asyncio.Event()
 
     def new_id(self, prefix: str) -> tuple[str, int, int]:
         """A fresh instance id in one of this node's partitions, with that partition
         and its epoch; epoch 0 (any partition) when the node holds none yet."""
-        if not self.owned:
+        mine = [p for p in self.owned if p not in self.leaving]
+        if not mine:
             iid = f"{prefix}-{uuid.uuid4().hex}"
             return iid, self.partition(iid), 0
-        part = random.choice(list(self.owned))
+        part = random.choice(mine)
         return self.id_in(prefix, part), part, self.owned[part]
 
     def id_in(self, prefix: str, partition: int) -> str:
@@ -168,6 +196,7 @@ class Placement:
                 continue
             self._registered = True
             self._valid_until = sent + self.lease_seconds
+            self._renewal()
             return
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
@@ -193,6 +222,7 @@ class Placement:
                                 self.node_id, sorted(gone))
                     await self._drop(gone)
                 self._valid_until = sent + self.lease_seconds
+                self._renewal()
             try:
                 await self.rebalance()
             except Exception:
@@ -267,15 +297,17 @@ class Placement:
                 await self.store.remove(dead)
             live = {r.node_id for r in rows if r.node_id not in dead} | {self.node_id}
             wanted = {p for p, n in spread(self.count, live).items() if n == self.node_id}
-            surplus = set(self.owned) - wanted
+            surplus = set(self.owned) - wanted - self.leaving
             if surplus:
-                await self._drop(surplus)
-                await self.store.release_partitions(self.node_id, surplus)
-                await self._on_released()
+                self.leaving |= surplus
+                task = asyncio.create_task(self._hand_over(surplus),
+                                           name="edda-partition-handover")
+                self._handovers.add(task)
+                task.add_done_callback(self._handovers.discard)
             leases = await self.store.partitions()
             free = {r.partition for r in leases if r.partition in wanted
                     and r.partition not in self.owned
-                    and (r.owner_node is None or r.remaining <= 0)}
+                    and (r.owner_node in (None, self.node_id) or r.remaining <= 0)}
             if free:
                 got = await self.store.acquire(self.node_id, free, self.lease_seconds)
                 if got:
@@ -290,9 +322,33 @@ class Placement:
             else:
                 self._settled.clear()
 
+    async def _hand_over(self, partitions: set[int]) -> None:
+        """Give ``partitions`` to the node that should own them: activities under way
+        there finish first (up to ``handover_seconds``, while the heartbeat goes on
+        renewing their lease), so that node does not run them again."""
+        try:
+            await self._on_handover(partitions, self.handover_seconds)
+            async with self._lock:
+                for p in partitions:
+                    self.owned.pop(p, None)
+                await self.store.release_partitions(self.node_id, partitions)
+        except Exception:
+            log.warning("handing partitions %s over failed; their lease runs out instead",
+                        sorted(partitions), exc_info=True)
+            async with self._lock:
+                for p in partitions:
+                    self.owned.pop(p, None)
+            await self._on_lost(partitions)
+        finally:
+            self.leaving -= partitions
+        await self._on_released()
+
     async def drain(self) -> None:
         """Give every partition up at once, for the others to take (bounded by the
         lease: an unavailable database lets it expire by itself)."""
+        for task in list(self._handovers):
+            task.cancel()
+        await asyncio.gather(*self._handovers, return_exceptions=True)
         if not self._registered:
             return
         with anyio.move_on_after(self.lease_seconds):

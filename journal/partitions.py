@@ -87,9 +87,10 @@ class Heartbeat(Write[Beat], frozen=True):
 
 class AcquirePartitions(Write["dict[int, int]"], frozen=True):
     """Take those of ``partitions`` that are free or expired, bumping their epochs;
-    returns what was taken, with the epochs. A node that takes back its own expired
-    partition, which nobody took meanwhile, keeps its epoch: no other node wrote
-    there, and what it had queued during an outage still commits.
+    returns what was taken, with the epochs. A node that takes back its own
+    partition, which nobody took meanwhile (it gave it up locally when it could not
+    renew in time), keeps its epoch: no other node wrote there, and what it had
+    queued during an outage still commits.
 
     Waiting instances of the partitions taken are marked as run by nobody, so the
     new owner's timer service and wake-ups find them; their unfinished ones are
@@ -104,7 +105,8 @@ class AcquirePartitions(Write["dict[int, int]"], frozen=True):
             return {}
         now = ctx.dialect.now()
         takeable = sa.and_(_p.c.partition.in_(self.partitions),
-                           sa.or_(_p.c.owner_node.is_(None), _p.c.expires_at <= now))
+                           sa.or_(_p.c.owner_node.is_(None), _p.c.expires_at <= now,
+                                  _p.c.owner_node == self.node_id))
         ids = list(conn.execute(ctx.dialect.skip_locked(
             sa.select(_p.c.partition).where(takeable))).scalars())
         if not ids:

@@ -121,6 +121,9 @@ class Activity(Generic[P, R]):
         request = await actor.cancel_settled() if actor.committing_cancel else actor.cancel
         if request is not None:
             raise cancelled_error(ctx.instance_id, request.by)
+        if actor.held:  # its partition is moving: the next node runs it
+            await actor.held_back()
+        await run.host.until_leased(ctx.instance_id)
         run.actor.begin_work()  # a running activity keeps the actor resident
         try:
             result, attempts, txn = await self._attempts(ctx, position, args, kwargs,

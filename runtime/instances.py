@@ -155,6 +155,24 @@ class InstanceRunner:
             actor.post(Stop())
         await self.supervisor.stop_all()
 
+    async def hand_over(self, partitions: set[int], within: float) -> None:
+        """The actors of ``partitions`` leave memory for another node to run them:
+        no activity starts from now on, those running may finish and be journaled
+        for up to ``within`` seconds (so the next node does not run them again),
+        then every actor of the partitions stops."""
+        placement = self._require_placement()
+        moving = [actor for iid, actor in self.resident.items()
+                  if placement.partition(iid) in partitions]
+        for actor in moving:
+            actor.hold()
+        if moving:
+            quiet = [asyncio.ensure_future(a.until_quiet()) for a in moving]
+            _, late = await asyncio.wait(quiet, timeout=within)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*quiet, return_exceptions=True)
+        await self.stop_partitions(partitions)
+
     async def stop_partitions(self, partitions: set[int]) -> None:
         """The actors of ``partitions`` leave memory (the partitions moved or their
         lease was lost): each is told `Stop`, then the supervisor waits for them."""
@@ -185,7 +203,12 @@ class InstanceRunner:
         ``created`` is the pending write that creates the instance: the actor
         treats it as its first unsettled write, so nothing leaves the actor (an
         activity's side effects) before the instance itself is committed.
+
+        An instance whose partition this node does not hold at ``epoch`` (it is
+        being handed over, or was lost) is not run: its next owner runs it.
         """
+        if self.placement is not None and self.placement.epoch_of(instance_id) != epoch:
+            return
         running = self.resident.get(instance_id)
         if running is not None or self.supervisor.is_running(instance_id):
             if running is None or running.leaving or running.journal.epoch < epoch:
@@ -396,6 +419,15 @@ class InstanceRunner:
         its actor runs at the same epoch, on this node)."""
         placement = self._require_placement()
         return placement.id_in(prefix, placement.partition(instance_id))
+
+    async def until_leased(self, instance_id: str) -> None:
+        """Return once this node surely still holds ``instance_id``'s partition (its
+        lease, as counted locally, has time left): an activity starts only then. If
+        it does not, the actor is stopped meanwhile (lost lease) or the lease is
+        renewed."""
+        placement = self._require_placement()
+        while not placement.surely_holds(instance_id):
+            await placement.next_renewal()
 
     def outbox_written(self) -> None:
         """An activity committed outbox rows: wake the relayer, if there is one."""

@@ -62,6 +62,8 @@ log = logging.getLogger("edda.node")
 
 #: How long a starting node waits for the others to give it its share.
 _SHARE_WAIT = 1.0
+#: How long a stopping node lets its running activities finish.
+_LEAVING_DRAIN = 0.5
 
 
 class Node:
@@ -82,7 +84,8 @@ class Node:
 
         self.placement = Placement(self.stores.leases, app.worker_id, app.service_name,
                                    app.lease_seconds, clock=app.clock,
-                                   on_lost=runner.stop_partitions, on_gained=self._gained,
+                                   on_lost=runner.stop_partitions,
+                                   on_handover=runner.hand_over, on_gained=self._gained,
                                    on_released=self._released)
         self.timers = TimerService(self.stores.leases, app.worker_id, names,
                                    runner.activate_claimed, clock=app.clock,
@@ -141,6 +144,9 @@ class Node:
     async def stop(self) -> None:
         """Stop the services in reverse order; the node's instances are given back."""
         self.runner.on_outbox = None
+        # Activities under way finish and are journaled first (briefly), so the
+        # nodes that take the partitions over do not run them again.
+        await self.runner.hand_over(set(self.placement.owned), _LEAVING_DRAIN)
         await self.tree.stop()
         if self.tree.failure is None:  # its instances are free: the others take them now
             await announce_left(self._app.transport,

@@ -94,7 +94,7 @@ async def create_named(app: EddaApp, wf: Workflow[..., Any], instance_id: str,
     placement, runner, writer = app._placement(), app._runner, app._writer
     assert writer is not None
     partition = placement.partition(instance_id)
-    epoch = placement.owned.get(partition, 0)
+    epoch = placement.epoch_of(instance_id) or 0
     now = app.clock.now()
     entry = WorkflowStarted(workflow_name=wf.name, input=stored)
     try:

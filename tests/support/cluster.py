@@ -18,10 +18,12 @@ class NodeProcess:
     """A node in a child process (`tests.support.cluster_child`), optionally under
     another host name (its own UTS namespace), as a node on another machine."""
 
-    def __init__(self, db_url: str, lease: float, *, hostname: str | None = None) -> None:
+    def __init__(self, db_url: str, lease: float, *, hostname: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.db_url = db_url
         self.lease = lease
         self.hostname = hostname
+        self.env = env or {}
         self.worker_id = ""
         self._child: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str] = queue.Queue()
@@ -33,7 +35,7 @@ class NodeProcess:
         if self.hostname is not None:
             command = ["unshare", "--uts", "sh", "-c", f'hostname {self.hostname} && exec "$@"',
                        "sh", *command]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         self._child = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)

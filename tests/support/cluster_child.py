@@ -6,6 +6,10 @@ line on stdin and answers each with one line:
 
 * ``start <workflow> <instance id> [json kwargs]``: start an instance with that id
   (idempotent), answer ``started <id>`` once start() returned;
+* ``spawn <first> <last>``: start the chaos instances ``chaos-<n>`` for n in
+  ``first..last`` at once (idempotent), answer ``spawned`` once all started;
+* ``load <count>``: run ``count`` ``busy`` workflows at once, answer
+  ``loaded <wall seconds> <cpu seconds>``;
 * ``partitions``: answer the partitions this node holds, as JSON;
 * ``quit``: shut down gracefully and exit (``bye``).
 
@@ -17,11 +21,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 
 from edda import EddaApp
-from tests.support import cluster_workflows
+from tests.support import chaos_workflows, cluster_workflows
 
-WORKFLOWS = {name: getattr(cluster_workflows, name) for name in ("await_go", "read_inbox", "nap")}
+WORKFLOWS = {name: getattr(cluster_workflows, name) for name in (
+    "await_go", "read_inbox", "nap", "stamp_go", "ping", "pong", "busy")}
+WORKFLOWS["chaos_wf"] = chaos_workflows.chaos_wf
 
 
 def say(line: str) -> None:
@@ -46,6 +53,17 @@ async def main(db_url: str, lease: float) -> None:
             kwargs = json.loads(args[2]) if len(args) > 2 else {}
             started = await WORKFLOWS[args[0]].start(instance_id=args[1], **kwargs)
             say(f"started {started}")
+        elif command == "spawn":
+            first, last = int(args[0]), int(args[1])
+            chaos = chaos_workflows.chaos_wf
+            await asyncio.gather(*(chaos.start(instance_id=f"chaos-{n}", n=n)
+                                   for n in range(first, last + 1)))
+            say("spawned")
+        elif command == "load":
+            busy = cluster_workflows.busy
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(busy.start(n=n) for n in range(int(args[0]))))
+            say(f"loaded {time.perf_counter() - wall} {time.process_time() - cpu}")
         elif command == "partitions":
             say(json.dumps(sorted(placement.owned)))
         else:

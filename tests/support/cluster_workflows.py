@@ -3,9 +3,19 @@ cluster benchmark): each returns the id of the node that finished it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from edda import WorkflowContext, activity, receive, sleep, subscribe, wait_event, workflow
+from edda import (
+    WorkflowContext,
+    activity,
+    receive,
+    send_to,
+    sleep,
+    subscribe,
+    wait_event,
+    workflow,
+)
 
 
 @activity
@@ -33,3 +43,52 @@ async def nap(ctx: WorkflowContext, seconds: float) -> str:
     """Sleeps durably."""
     await sleep(ctx, seconds)
     return await finished_on(ctx)
+
+
+@activity
+async def clock(ctx: WorkflowContext) -> float:
+    return time.time()
+
+
+@workflow
+async def stamp_go(ctx: WorkflowContext, key: str) -> dict[str, float]:
+    """Waits for ``go.<key>``; returns when it was sent and when it resumed here."""
+    event = await wait_event(ctx, f"go.{key}")
+    return {"sent": float(event.data["sent"]), "at": await clock(ctx)}
+
+
+@workflow
+async def ping(ctx: WorkflowContext, peer: str, rounds: int) -> list[float]:
+    """Sends to ``peer``'s mailbox and waits for its answer, ``rounds`` times;
+    returns each round trip in seconds."""
+    await subscribe(ctx, "reply", mode="direct")
+    trips = []
+    for n in range(rounds):
+        began = await clock(ctx)
+        await send_to(ctx, peer, {"n": n, "from": ctx.instance_id}, channel="ping")
+        await receive(ctx, "reply")
+        trips.append(await clock(ctx) - began)
+    return trips
+
+
+@workflow
+async def pong(ctx: WorkflowContext, rounds: int) -> int:
+    """Answers ``rounds`` pings."""
+    await subscribe(ctx, "ping", mode="direct")
+    for _ in range(rounds):
+        message = await receive(ctx, "ping")
+        await send_to(ctx, str(message.data["from"]), {"n": message.data["n"]}, channel="reply")
+    return rounds
+
+
+@activity
+async def work(ctx: WorkflowContext, n: int) -> int:
+    return n + 1
+
+
+@workflow
+async def busy(ctx: WorkflowContext, n: int) -> int:
+    """Three activities in a row (the throughput load)."""
+    for _ in range(3):
+        n = await work(ctx, n)
+    return n
