@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/channels.py
 	$(BIN)/python benchmarks/edge.py
 	$(BIN)/python benchmarks/llamaindex.py
+	$(BIN)/python benchmarks/cluster.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -91,6 +91,7 @@ async def _leftover_messages(db_url: str) -> int:
         await db.dispose()
 
 
+@pytest.mark.timeout(CHAOS_SECONDS + 600)
 async def test_nodes_killed_at_random_lose_nothing_and_do_nothing_twice(
     db_url: str, tmp_path: Path
 ) -> None:

@@ -29,10 +29,12 @@ from edda import (
     RetryPolicy,
     WorkflowContext,
     activity,
+    send_event,
     workflow,
 )
 from edda.journal.database import Database
 from edda.journal.store import InstanceFilter, SqlJournalStore
+from edda.testing import passivate_idle
 from tests.support.faults import MiB, ext4_volume, small_tmpfs
 from tests.support.gates import Gate, wait_for, wait_until
 from tests.support.pgserver import LocalPostgres
@@ -344,3 +346,54 @@ async def test_an_activity_own_timeout_is_not_taken_for_a_database_outage(
     with pytest.raises(RetryExhaustedError):
         await partner_wf.start()
     assert len(PARTNER_CALLS) == 2, "its retry policy decided: two attempts"
+
+
+async def _sleepers_and_waiters_outlive(app: EddaApp, outage_begins: Callable[[], None],
+                                        outage_ends: Callable[[], None]) -> None:
+    """Instances asleep (due during the outage) and waiting for events, some
+    resident and some passivated, through an outage longer than the lease: all
+    complete afterwards, without a restart."""
+    from tests.support.cluster_workflows import await_go, nap
+
+    sleepers = [await nap.start(seconds=1.0) for _ in range(4)]
+    passivate_idle(app)  # the sleepers leave memory; the waiters stay resident
+    waiters = [await await_go.start(key=f"outage-{n}") for n in range(4)]
+    assert app._node is not None
+    placement = app._node.placement
+    lost = placement.lost
+    await asyncio.to_thread(outage_begins)
+
+    async def lease_lost() -> bool:
+        return placement.lost > lost
+
+    await wait_until(lease_lost, "the node to give up the lease it cannot renew", timeout=30)
+    await asyncio.to_thread(outage_ends)
+    for n in range(4):
+        await send_event(f"go.outage-{n}", "test", {"n": n})
+    for instance_id in sleepers:
+        assert await app.wait_result(instance_id, timeout=60) == app.worker_id
+    for n, instance_id in enumerate(waiters):
+        assert (await app.wait_result(instance_id, timeout=60))["data"] == {"n": n}
+
+
+async def test_sleepers_and_waiters_outlive_a_read_only_sqlite_file(
+    make_app: Callable[..., EddaApp]
+) -> None:
+    with ext4_volume(64 * MiB) as volume:
+        app = make_app(f"sqlite:///{volume.path / 'edda.db'}", lease_seconds=2.0,
+                       idle_seconds=60.0)
+        await app.initialize()
+        try:
+            await _sleepers_and_waiters_outlive(app, volume.read_only, volume.writable)
+        finally:
+            await app.shutdown()
+
+
+@pytest.mark.postgres
+async def test_sleepers_and_waiters_outlive_a_stopped_postgresql(
+    own_postgres: LocalPostgres, make_app: Callable[..., EddaApp]
+) -> None:
+    app = make_app(own_postgres.create_database("sleepers"), lease_seconds=2.0,
+                   idle_seconds=60.0)
+    await app.initialize()
+    await _sleepers_and_waiters_outlive(app, own_postgres.stop_server, own_postgres.start_server)

@@ -11,6 +11,7 @@ line on stdin and answers each with one line:
 * ``load <count>``: run ``count`` ``busy`` workflows at once, answer
   ``loaded <wall seconds> <cpu seconds>``;
 * ``partitions``: answer the partitions this node holds, as JSON;
+* ``resident <id>``: answer ``yes`` or ``no``: whether an actor runs the instance here;
 * ``quit``: shut down gracefully and exit (``bye``).
 
 It runs until killed otherwise.
@@ -27,7 +28,7 @@ from edda import EddaApp
 from tests.support import chaos_workflows, cluster_workflows
 
 WORKFLOWS = {name: getattr(cluster_workflows, name) for name in (
-    "await_go", "read_inbox", "nap", "stamp_go", "ping", "pong", "busy")}
+    "await_go", "read_inbox", "nap", "stamp_go", "ping", "pong", "busy", "freeze_me")}
 WORKFLOWS["chaos_wf"] = chaos_workflows.chaos_wf
 
 
@@ -64,6 +65,8 @@ async def main(db_url: str, lease: float) -> None:
             cpu, wall = time.process_time(), time.perf_counter()
             await asyncio.gather(*(busy.start(n=n) for n in range(int(args[0]))))
             say(f"loaded {time.perf_counter() - wall} {time.process_time() - cpu}")
+        elif command == "resident":
+            say("yes" if app.supervisor.is_running(args[0]) else "no")
         elif command == "partitions":
             say(json.dumps(sorted(placement.owned)))
         else:

@@ -3,8 +3,13 @@ cluster benchmark): each returns the id of the node that finished it."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from edda import (
     WorkflowContext,
@@ -92,3 +97,37 @@ async def busy(ctx: WorkflowContext, n: int) -> int:
     for _ in range(3):
         n = await work(ctx, n)
     return n
+
+
+def _mark(key: str, what: str) -> None:
+    Path(os.environ["EDDA_SIDE_DIR"], f"{key}.{os.getpid()}.{what}").touch()
+
+
+@activity
+async def marked_step(ctx: WorkflowContext, key: str, hold: float) -> str:
+    """Marks when it begins and ends (in ``EDDA_SIDE_DIR``), holding ``hold`` s."""
+    _mark(key, "began")
+    await asyncio.sleep(hold)
+    _mark(key, "ended")
+    return ctx.worker_id
+
+
+@activity
+async def locked_step(ctx: WorkflowContext, key: str, hold: float) -> str:
+    """Writes a row through ``ctx.session`` first (on SQLite: takes the write lock),
+    then holds it ``hold`` s."""
+    await ctx.session.execute(sa.text("INSERT INTO frozen_steps (key, node) VALUES (:k, :n)"),
+                              {"k": key, "n": ctx.worker_id})
+    _mark(key, "began")
+    await asyncio.sleep(hold)
+    _mark(key, "ended")
+    return ctx.worker_id
+
+
+@workflow
+async def freeze_me(ctx: WorkflowContext, key: str, locked: bool) -> str:
+    """Waits for ``go.<key>``, then runs one marked step."""
+    await wait_event(ctx, f"go.{key}")
+    if locked:
+        return await locked_step(ctx, key, 1.0)
+    return await marked_step(ctx, key, 1.0)
