@@ -41,7 +41,8 @@ class WorkflowCancelledException(Exception):
 class InstanceTakenOverError(RuntimeError):
     """Another node took the instance over while this node ran it.
 
-    The instance goes on there; read its outcome with ``get_instance``.
+    ``start()`` and ``wait_result()`` no longer raise it: they follow the instance
+    to the node that runs it now. It stays importable for code that catches it.
     """
 
 
