@@ -230,15 +230,19 @@ class Placement:
 
     async def _beat(self) -> Beat | None:
         """Renew; None if no answer came while the lease surely held."""
+        failing = False
         while True:
             within = self._valid_until - self._clock.monotonic()
             if within <= 0:
                 return None
             try:
                 return await self._within(within)
-            except Exception:
-                log.warning("could not renew the lease of node %s", self.node_id,
-                            exc_info=True)
+            except Exception as exc:
+                # Once per attempt would flood the log during an outage.
+                log.log(logging.DEBUG if failing else logging.WARNING,
+                        "could not renew the lease of node %s (%s); trying again until it "
+                        "runs out", self.node_id, describe(exc))
+                failing = True
                 await self._clock.sleep(min(0.2, self.lease_seconds / 10))
 
     async def _within(self, seconds: float) -> Beat | None:
