@@ -101,10 +101,20 @@ class BridgedTransport(InProcTransport):
         self.garbled = 0
 
     async def start(self) -> None:
-        """Start listening to the other processes and sending to them."""
-        if self._sender is None:
+        """Start listening to the other processes and sending to them. A bell that
+        cannot start (no room for its socket, no connection to spare) leaves the
+        transport in-process only, and says so: other processes then hear of this
+        one's news at their sweeps."""
+        if self._sender is not None:
+            return
+        try:
             await self._bell.start(self._heard)
-            self._sender = asyncio.create_task(self._send(), name="edda-bell-sender")
+        except Exception as exc:
+            log.warning("cannot reach the other processes on this database (%s); their "
+                        "wake-ups arrive with the recovery sweep", exc)
+            await self._bell.aclose()
+            return
+        self._sender = asyncio.create_task(self._send(), name="edda-bell-sender")
 
     async def publish(
         self, subject: str, data: bytes, *, headers: Mapping[str, str] | None = None
