@@ -146,7 +146,9 @@ class Node:
         self.runner.on_outbox = None
         # Activities under way finish and are journaled first (briefly), so the
         # nodes that take the partitions over do not run them again.
-        await self.runner.hand_over(set(self.placement.owned), _LEAVING_DRAIN)
+        leaving = set(self.placement.owned)
+        self.placement.leaving |= leaving  # nothing new is activated there meanwhile
+        await self.runner.hand_over(leaving, _LEAVING_DRAIN)
         await self.tree.stop()
         if self.tree.failure is None:  # its instances are free: the others take them now
             await announce_left(self._app.transport,
