@@ -339,10 +339,7 @@ class Placement:
         except Exception:
             log.warning("handing partitions %s over failed; their lease runs out instead",
                         sorted(partitions), exc_info=True)
-            async with self._lock:
-                for p in partitions:
-                    self.owned.pop(p, None)
-            await self._on_lost(partitions)
+            await self._drop(partitions)
         finally:
             self.leaving -= partitions
         await self._on_released()

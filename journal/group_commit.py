@@ -69,9 +69,9 @@ log = logging.getLogger("edda.journal")
 
 # Statements are built once: building them costs more than running them.
 _inst, _part = schema.instances, schema.partitions
-#: (owner, epoch, lease unexpired) of a partition, as a fence compares it.
-Holder = tuple[str | None, int, bool]
-_NOBODY: Holder = (None, 0, False)
+#: (owner, epoch) of a partition, as a fence compares it.
+Holder = tuple[str | None, int]
+_NOBODY: Holder = (None, 0)
 _FENCES: dict[str, tuple[sa.Select[Any], sa.Select[Any]]] = {}
 
 
@@ -80,11 +80,10 @@ def _fences(dialect: SqlDialect) -> tuple[sa.Select[Any], sa.Select[Any]]:
     and partitions by number (for instances being created)."""
     found = _FENCES.get(dialect.name)
     if found is None:
-        live = (_part.c.expires_at > dialect.now()).label("live")
-        by_instance = (sa.select(_inst.c.instance_id, _part.c.owner_node, _part.c.epoch, live)
+        by_instance = (sa.select(_inst.c.instance_id, _part.c.owner_node, _part.c.epoch)
                        .select_from(_inst.join(_part, _part.c.partition == _inst.c.partition))
                        .where(_inst.c.instance_id.in_(sa.bindparam("ids", expanding=True))))
-        by_partition = (sa.select(_part.c.partition, _part.c.owner_node, _part.c.epoch, live)
+        by_partition = (sa.select(_part.c.partition, _part.c.owner_node, _part.c.epoch)
                         .where(_part.c.partition.in_(sa.bindparam("parts", expanding=True))))
         found = (dialect.key_share(by_instance, _part), dialect.key_share(by_partition, _part))
         _FENCES[dialect.name] = found
@@ -227,7 +226,7 @@ class GroupCommitWriter:
         another node takes it, and until then nobody else writes there (a node
         that takes its own expired partition back keeps its epoch, so what it
         queued during an outage still commits)."""
-        return holder is not None and holder[:2] == (self._node_id, epoch)
+        return holder == (self._node_id, epoch)
 
     def _context(self) -> WriteContext:
         return WriteContext(self._db.sql, self._now(), self._node_id)
@@ -459,7 +458,7 @@ def _fence(conn: Connection, ctx: WriteContext, ids: set[str]) -> dict[str, Hold
     if not ids:
         return {}
     query = _fences(ctx.dialect)[0]
-    return {r.instance_id: (r.owner_node, r.epoch, bool(r.live))
+    return {r.instance_id: (r.owner_node, r.epoch)
             for r in conn.execute(query, {"ids": list(ids)})}
 
 
@@ -469,7 +468,7 @@ def _fence_partitions(conn: Connection, ctx: WriteContext,
     if not partitions:
         return {}
     query = _fences(ctx.dialect)[1]
-    return {r.partition: (r.owner_node, r.epoch, bool(r.live))
+    return {r.partition: (r.owner_node, r.epoch)
             for r in conn.execute(query, {"parts": list(partitions)})}
 
 

@@ -169,12 +169,3 @@ def partition_count(conn: Connection) -> int:
 def owned_by(node_id: str, now: sa.ColumnElement[float]) -> sa.Select[tuple[int]]:
     """The partitions ``node_id`` holds an unexpired lease on (a subquery)."""
     return sa.select(_p.c.partition).where(_p.c.owner_node == node_id, _p.c.expires_at > now)
-
-
-def epochs_of(conn: Connection, partitions: set[int]) -> dict[int, int]:
-    """The current epochs of ``partitions``."""
-    if not partitions:
-        return {}
-    rows = conn.execute(sa.select(_p.c.partition, _p.c.epoch)
-                        .where(_p.c.partition.in_(list(partitions))))
-    return {r.partition: r.epoch for r in rows}

@@ -152,6 +152,18 @@ async def stored_outcome(store: JournalStore, registry: Registry, instance_id: s
 _POLL_FIRST = 0.02
 
 
+async def _pause(future: asyncio.Future[Outcome], local: bool, poll: float,
+                 recheck: float) -> float:
+    """Wait for ``future``: up to ``recheck`` while an actor of this node runs the
+    instance (it tells the future), else up to ``poll``. Returns the next poll
+    interval: reset while local, doubled (up to ``recheck``) while elsewhere."""
+    if local:
+        await asyncio.wait({future}, timeout=recheck)
+        return _POLL_FIRST
+    await asyncio.wait({future}, timeout=poll)
+    return min(poll * 2, recheck)
+
+
 async def first_stop(waiters: Waiters, waiter: asyncio.Future[Outcome], store: JournalStore,
                      registry: Registry, instance_id: str, *, recheck: float,
                      is_local: Callable[[str], bool], read_first: bool = False) -> Outcome:
@@ -162,12 +174,8 @@ async def first_stop(waiters: Waiters, waiter: asyncio.Future[Outcome], store: J
     while True:
         if read_first:  # it may have stopped already (a start of an existing id)
             read_first = False
-        elif is_local(instance_id):
-            poll = _POLL_FIRST
-            await asyncio.wait({waiter}, timeout=recheck)
         else:
-            await asyncio.wait({waiter}, timeout=poll)
-            poll = min(poll * 2, recheck)
+            poll = await _pause(waiter, is_local(instance_id), poll, recheck)
         if waiter.done():
             if waiter.result() is not MOVED:
                 return waiter.result()
@@ -198,12 +206,7 @@ async def _outcome(waiters: Waiters, store: JournalStore, registry: Registry,
             found = await stored_outcome(store, registry, instance_id)
             if found is not None:
                 return found
-            if is_local(instance_id):
-                poll = _POLL_FIRST
-                await asyncio.wait({watcher}, timeout=recheck)
-            else:
-                await asyncio.wait({watcher}, timeout=poll)
-                poll = min(poll * 2, recheck)
+            poll = await _pause(watcher, is_local(instance_id), poll, recheck)
             if watcher.done() and watcher.result() is not MOVED:
                 outcome = watcher.result()
                 recurred = outcome.recurred

@@ -19,7 +19,7 @@ from edda.journal.store import read_journal
 from tests.support.cluster import NodeProcess
 from tests.support.cluster_workflows import freeze_me
 from tests.support.gates import wait_until
-from tests.test_processes import ids_in, owned, started_node
+from tests.test_processes import ids_in, owned, split_between, started_node
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
@@ -103,12 +103,8 @@ async def test_a_node_frozen_holding_the_sqlite_write_lock_loses_and_doubles_not
         assert rows == [result], "the step's own write committed once, with its journal entry"
         assert [s.result for s in await _steps(app, key)] == [result]
 
-        async def split() -> bool:
-            theirs = await asyncio.to_thread(child.partitions)
-            return bool(theirs) and not theirs & owned(app) and \
-                len(theirs | owned(app)) == DEFAULT_PARTITIONS
-
-        await wait_until(split, "each node to hold its own share again", timeout=20)
+        await wait_until(lambda: split_between(app, child),
+                         "each node to hold its own share again", timeout=20)
     finally:
         child.signal(signal.SIGCONT)
         child.kill()

@@ -43,14 +43,16 @@ async def started_node(app: EddaApp, db_url: str, lease: float = 30.0,
                        **kwargs: Any) -> NodeProcess:
     """A child node, once it holds its share (and this node gave it up)."""
     child = await asyncio.to_thread(NodeProcess(db_url, lease, **kwargs).start)
-
-    async def split() -> bool:
-        theirs = await asyncio.to_thread(child.partitions)
-        return bool(theirs) and not theirs & owned(app) and \
-            len(theirs | owned(app)) == DEFAULT_PARTITIONS
-
-    await wait_until(split, "the new node to take its share", timeout=15)
+    await wait_until(lambda: split_between(app, child), "the new node to take its share",
+                     timeout=15)
     return child
+
+
+async def split_between(app: EddaApp, child: NodeProcess) -> bool:
+    """Whether this node and ``child`` hold every partition between them, each some."""
+    theirs = await asyncio.to_thread(child.partitions)
+    return bool(theirs) and not theirs & owned(app) and \
+        len(theirs | owned(app)) == DEFAULT_PARTITIONS
 
 
 async def parent(make_app: MakeApp, db_url: str, lease: float = 30.0) -> EddaApp:

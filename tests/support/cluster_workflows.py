@@ -103,12 +103,17 @@ def _mark(key: str, what: str) -> None:
     Path(os.environ["EDDA_SIDE_DIR"], f"{key}.{os.getpid()}.{what}").touch()
 
 
-@activity
-async def marked_step(ctx: WorkflowContext, key: str, hold: float) -> str:
-    """Marks when it begins and ends (in ``EDDA_SIDE_DIR``), holding ``hold`` s."""
+async def _held(key: str, hold: float) -> None:
+    """Mark the step's beginning, hold ``hold`` s, mark its end (in ``EDDA_SIDE_DIR``)."""
     _mark(key, "began")
     await asyncio.sleep(hold)
     _mark(key, "ended")
+
+
+@activity
+async def marked_step(ctx: WorkflowContext, key: str, hold: float) -> str:
+    """Marks when it begins and ends, holding ``hold`` s in between."""
+    await _held(key, hold)
     return ctx.worker_id
 
 
@@ -118,9 +123,7 @@ async def locked_step(ctx: WorkflowContext, key: str, hold: float) -> str:
     then holds it ``hold`` s."""
     await ctx.session.execute(sa.text("INSERT INTO frozen_steps (key, node) VALUES (:k, :n)"),
                               {"k": key, "n": ctx.worker_id})
-    _mark(key, "began")
-    await asyncio.sleep(hold)
-    _mark(key, "ended")
+    await _held(key, hold)
     return ctx.worker_id
 
 
