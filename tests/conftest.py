@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edda import EddaApp
+from tests.support.natsserver import NatsCluster, NatsServer
 from tests.support.pgserver import LocalPostgres
 
 _db_names = itertools.count()
@@ -28,6 +29,26 @@ def postgres() -> Iterator[LocalPostgres]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """One nats-server for the session."""
+    server = NatsServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster() -> Iterator[NatsCluster]:
+    """A cluster of three nats-servers for the session."""
+    cluster = NatsCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
 
 
 @pytest.fixture

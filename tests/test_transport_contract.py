@@ -1,25 +1,39 @@
 """The transport contract: every Transport implementation must pass these unchanged.
 
-A later NATS transport adds itself to ``TRANSPORTS``.
+They run against the in-process transport, against NATS with one real
+nats-server, and against NATS with a cluster of three servers.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
 
-from edda.transports import InProcTransport, Transport, TransportClosedError
-
-TRANSPORTS: dict[str, Callable[[], Transport]] = {"inproc": InProcTransport}
+from edda.transports import (
+    InProcTransport,
+    NatsTransport,
+    NoRespondersError,
+    Transport,
+    TransportClosedError,
+)
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=sorted(TRANSPORTS))
+@pytest.fixture(params=["inproc", pytest.param("nats", marks=pytest.mark.nats),
+                        pytest.param("nats-cluster", marks=pytest.mark.nats)])
 async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
-    t = TRANSPORTS[request.param]()
+    t: Transport
+    if request.param == "inproc":
+        t = InProcTransport()
+    else:
+        servers = (request.getfixturevalue("nats_server").url if request.param == "nats"
+                   else request.getfixturevalue("nats_cluster").urls)
+        nats = NatsTransport(servers)
+        assert await nats.start(timeout=10), f"cannot connect to NATS at {servers}"
+        t = nats
     yield t
     await t.aclose()
 
@@ -85,9 +99,18 @@ async def test_request_reply(transport: Transport) -> None:
     assert reply.data == b"PING"
 
 
-async def test_request_without_responder_times_out(transport: Transport) -> None:
-    with pytest.raises(TimeoutError):
-        await transport.request("nobody.home", b"?", timeout=0.2)
+async def test_request_without_responder_fails_at_once(transport: Transport) -> None:
+    started = anyio.current_time()
+    with pytest.raises(NoRespondersError):
+        await transport.request("nobody.home", b"?", timeout=5)
+    assert anyio.current_time() - started < 2
+
+
+async def test_request_nobody_answers_times_out(transport: Transport) -> None:
+    async with transport.subscribe("silent.one"):
+        with pytest.raises(TimeoutError) as caught:
+            await transport.request("silent.one", b"?", timeout=0.2)
+    assert not isinstance(caught.value, NoRespondersError)
 
 
 async def test_respond_to_plain_message_is_an_error(transport: Transport) -> None:

@@ -20,6 +20,12 @@ class TransportClosedError(RuntimeError):
     """The transport was closed; no more messages can be sent or received."""
 
 
+class NoRespondersError(TimeoutError):
+    """A request found nobody subscribed to its subject (raised at once, without
+    waiting for the timeout). On NATS this means the address's owner is not
+    connected to the cluster."""
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message as a subscriber receives it."""

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from edda.transports.base import Message, Subscription, TransportClosedError
+from edda.transports.base import (
+    Message,
+    NoRespondersError,
+    Subscription,
+    TransportClosedError,
+)
 from edda.transports.subjects import matches, validate_subject
 
 if TYPE_CHECKING:
@@ -127,13 +132,13 @@ class InProcTransport:
         """Send a request and wait for the first reply.
 
         Raises:
-            TimeoutError: If nobody answers within ``timeout`` seconds (at once
-                when nobody subscribes to ``subject``).
+            NoRespondersError: At once, when nobody subscribes to ``subject``.
+            TimeoutError: If nobody answers within ``timeout`` seconds.
         """
         inbox = f"_INBOX.{uuid.uuid4().hex}"
         async with self.subscribe(inbox) as sub:
             if self._deliver(subject, data, None, reply=inbox) == 0:
-                raise TimeoutError(f"no responders on {subject!r}")
+                raise NoRespondersError(f"no responders on {subject!r}")
             return await sub.next(timeout)
 
     async def aclose(self) -> None:
