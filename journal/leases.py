@@ -23,6 +23,7 @@ from edda.journal.partitions import (
     Heartbeat,
     PartitionRow,
     ReleasePartitions,
+    cluster_id,
     free_partitions_of,
     list_partitions,
     owned_by,
@@ -44,13 +45,18 @@ _i, _n, _w, _p = schema.instances, schema.nodes, schema.waits, schema.partitions
 
 @dataclass(frozen=True, slots=True)
 class NodeRow:
-    """A node lease as stored; ``expired`` as the database's clock judges it now."""
+    """A node lease as stored; ``remaining`` seconds of it by the database's clock
+    (negative once expired)."""
 
     node_id: str
     hostname: str
     pid: int
     proc_start: str
-    expired: bool
+    remaining: float
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining < 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +231,9 @@ class ReleaseInstance(Write[Released], frozen=True):
 
 def _list_nodes(conn: Connection, dialect: SqlDialect) -> list[NodeRow]:
     rows = conn.execute(sa.select(_n.c.node_id, _n.c.hostname, _n.c.pid, _n.c.proc_start,
-                                  (_n.c.expires_at < dialect.now()).label("expired")))
-    return [NodeRow(r.node_id, r.hostname, r.pid, r.proc_start, bool(r.expired)) for r in rows]
+                                  (_n.c.expires_at - dialect.now()).label("remaining")))
+    return [NodeRow(r.node_id, r.hostname, r.pid, r.proc_start, float(r.remaining))
+            for r in rows]
 
 
 def _owned_unfinished(conn: Connection, dialect: SqlDialect, node_id: str,
@@ -283,6 +290,10 @@ class SqlLeaseStore(SqlStore):
         dialect = self._db.sql
         return await self._db.query(lambda conn: list_partitions(conn, dialect.now()),
                                     patient=True)
+
+    async def cluster_id(self) -> str:
+        """The id that namespaces this database's transport subjects."""
+        return await self._db.query(cluster_id, patient=True)
 
     async def remove(self, node_ids: Collection[str]) -> None:
         await self._write(RemoveNodes(list(node_ids)))

@@ -11,6 +11,7 @@ released, is never edited; changes come as a new migration.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -88,6 +89,12 @@ def _v8_partitions(conn: Connection) -> None:
     conn.execute(sa.delete(schema.nodes))
 
 
+def _v9_cluster_id(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.cluster])
+    if conn.execute(sa.select(sa.func.count()).select_from(schema.cluster)).scalar() == 0:
+        conn.execute(sa.insert(schema.cluster).values(cluster_id=uuid.uuid4().hex[:16]))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
     (2, "durable waits, events and their deliveries", _v2_waits_and_events),
@@ -97,6 +104,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (6, "the transactional outbox", _v6_outbox),
     (7, "writer marks: did a batch commit when its connection dropped?", _v7_writer_marks),
     (8, "partition leases; instances spread over partitions", _v8_partitions),
+    (9, "the cluster id that namespaces transport subjects", _v9_cluster_id),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -166,6 +166,11 @@ def partition_count(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(_p)).scalar() or 0)
 
 
+def cluster_id(conn: Connection) -> str:
+    """The id of the database's cluster (the nodes' transport namespace)."""
+    return str(conn.execute(sa.select(schema.cluster.c.cluster_id)).scalar_one())
+
+
 def owned_by(node_id: str, now: sa.ColumnElement[float]) -> sa.Select[tuple[int]]:
     """The partitions ``node_id`` holds an unexpired lease on (a subquery)."""
     return sa.select(_p.c.partition).where(_p.c.owner_node == node_id, _p.c.expires_at > now)

@@ -92,6 +92,15 @@ partitions = sa.Table(
     sa.Column("expires_at", sa.Double, nullable=False, server_default="0"),
 )
 
+#: The identity of the database's cluster: one row, made with the database. The
+#: nodes of one database put it in their transport subjects, so clusters of
+#: different databases can share one NATS without hearing each other.
+cluster = sa.Table(
+    "edda_cluster",
+    metadata,
+    sa.Column("cluster_id", sa.String(32), primary_key=True),
+)
+
 #: Durable waits in progress: a timer, or an event wait (``key`` = event type).
 waits = sa.Table(
     "edda_waits",

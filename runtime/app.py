@@ -34,9 +34,10 @@ from edda.runtime.results import first_stop, wait_result
 from edda.runtime.retry import RetryPolicy
 from edda.runtime.saga import CancelResult
 from edda.runtime.starts import check_instance_id
+from edda.transports.nats import NatsTransport
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
     from edda.actors.placement import Placement
@@ -72,6 +73,15 @@ class EddaApp:
         transport: Transport for wake-ups and membership news. By default the
             node rings the other processes on the same database itself
             (LISTEN/NOTIFY on PostgreSQL, local sockets beside a SQLite file).
+        nats_url: A NATS server URL, or a list of the servers of a NATS cluster
+            (extra ``nats``): the node joins the cluster of nodes on its database
+            over NATS. Mail for an instance goes to the one node that owns it,
+            nodes hear each other's arrival, departure and death within a
+            second, and a dead node's partitions move within a lease renewal.
+            Give it to every node of the database.
+        liveness_interval: How often a node on NATS says it is alive (a node
+            silent for three intervals is probed); ``lease_seconds / 20`` by
+            default, at most 0.25 s.
         idle_seconds: How long an instance that only waits stays in memory before
             it is passivated (gives its instance up and leaves memory).
         group_commit_max_batch: Most journal appends written in one transaction.
@@ -118,6 +128,8 @@ class EddaApp:
         lease_seconds: float = 5.0,
         recovery_interval: float | None = None,
         transport: Transport | None = None,
+        nats_url: str | Sequence[str] | None = None,
+        liveness_interval: float | None = None,
         group_commit_max_batch: int = 1000,
         idle_seconds: float = 5.0,
         max_body_bytes: int = 1_048_576,
@@ -177,8 +189,14 @@ class EddaApp:
         }
         # Fail on a bad URL now, before anything starts.
         self._db: Database = Database.open(db_url, **self._db_options)
+        if transport is not None and nats_url is not None:
+            raise ValueError("give either transport or nats_url, not both")
+        if liveness_interval is not None and liveness_interval <= 0:
+            raise ValueError("liveness_interval must be positive")
+        self.nats_url = nats_url
+        self.liveness_interval = liveness_interval or min(0.25, lease_seconds / 20)
         self._own_transport = transport is None
-        self.transport: Transport = transport or own_transport(db_url)
+        self.transport: Transport = transport or self._make_transport()
         self._initialized = False
         self._node: Node | None = None
         self._failure: BaseException | None = None
@@ -237,9 +255,14 @@ class EddaApp:
     async def _close_resources(self) -> None:
         if self._own_transport:
             await self.transport.aclose()
-            self.transport = own_transport(self.db_url)
+            self.transport = self._make_transport()
         await self._db.dispose()
         self._db = Database.open(self.db_url, **self._db_options)
+
+    def _make_transport(self) -> Transport:
+        if self.nats_url is not None:
+            return NatsTransport(self.nats_url, name=self.worker_id)
+        return own_transport(self.db_url)
 
     def _stopped_by(self, error: BaseException) -> None:
         """The node stopped itself (a service kept crashing): refuse work from now on."""

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from edda.actors.address import cancel_subject, wake_subject
 from edda.actors.background import Background
 from edda.actors.instance import ActorLeft, Departed, InstanceActor
 from edda.actors.instance_journal import ActorStopped, InstanceJournal
@@ -38,7 +37,9 @@ from edda.runtime.serialization import error_info
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
+    from edda.actors.address import InstanceMail
     from edda.actors.placement import Placement
+    from edda.actors.routing import Router
     from edda.actors.timers import TimerService
     from edda.journal.clock import Clock
     from edda.journal.database import Database
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from edda.runtime.context import Recurred
     from edda.runtime.registry import Registry
     from edda.runtime.retry import RetryPolicy
-    from edda.transports.base import Transport
 
 log = logging.getLogger("edda.instances")
 
@@ -103,15 +103,15 @@ class InstanceRunner:
         self._stores: Stores | None = None
         self._writer: GroupCommitWriter | None = None
         self._timers: TimerService | None = None
-        self._transport: Transport | None = None
+        self._router: Router | None = None
         self.placement: Placement | None = None
 
     def bind(self, db: Database, stores: Stores, writer: GroupCommitWriter,
-             timers: TimerService, transport: Transport, placement: Placement) -> None:
-        """Attach the node's database, stores, writer, timer service, transport and
+             timers: TimerService, router: Router, placement: Placement) -> None:
+        """Attach the node's database, stores, writer, timer service, router and
         placement."""
         self._db, self._stores, self._writer = db, stores, writer
-        self._timers, self._transport, self.placement = timers, transport, placement
+        self._timers, self._router, self.placement = timers, router, placement
 
     def _require_placement(self) -> Placement:
         if self.placement is None:
@@ -361,7 +361,7 @@ class InstanceRunner:
         request = outcome.request
         assert request is not None
         if not self.tell(instance_id, Cancel(request.by, request.at, committed=request)):
-            self.spawn(self._publish(cancel_subject(instance_id)))
+            self._require_router().send(instance_id, "cancel")
 
     async def cancel_arrived(self, instance_id: str) -> None:
         """A cancel of ``instance_id`` was committed (perhaps by another process): its
@@ -389,11 +389,23 @@ class InstanceRunner:
 
     async def wake(self, instance_id: str) -> None:
         """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""
-        await self._publish(wake_subject(instance_id))
+        self._require_router().send(instance_id, "wake")
 
-    async def _publish(self, subject: str) -> None:
-        assert self._transport is not None
-        await self._transport.publish(subject, b"")
+    def _require_router(self) -> Router:
+        if self._router is None:
+            raise RuntimeError("EddaApp is not initialized")
+        return self._router
+
+    def deliver_mail(self, mail: InstanceMail) -> None:
+        """Serve mail for instances of this node's partitions: a resident actor takes
+        a wake-up (or its cancel) now; any other instance is run to take it."""
+        for instance_id in mail.cancel:
+            self.background.spawn(self.cancel_arrived(instance_id),
+                                  what=f"the cancel of {instance_id}")
+        for instance_id in mail.wake:
+            if not self.tell(instance_id, Wake()):
+                self.background.spawn(self.activate_idle(instance_id),
+                                      what=f"the wake-up of {instance_id}")
 
     async def activate_idle(self, instance_id: str) -> None:
         """Run an instance no actor runs, if its partition is this node's."""

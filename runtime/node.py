@@ -11,6 +11,7 @@ it. The services start in this order and stop in the reverse one:
 5. transport listener (wake-ups),
 6. membership listener (another node joined, left or freed partitions:
    rebalance now),
+   liveness (only on NATS: says this node is alive, probes the silent ones),
 7. recovery sweep (activates the unfinished instances of the node's partitions;
    its first sweep runs before the node is ready, and one more whenever the node
    gains partitions),
@@ -33,17 +34,21 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from edda.actors.address import Addresses
+from edda.actors.liveness import Liveness
 from edda.actors.membership import (
     MembershipListener,
+    NodeAlive,
     NodeJoined,
+    NodeLeft,
     NodeMessage,
     PartitionsFreed,
     announce,
-    announce_left,
 )
 from edda.actors.node import NodeSupervisor, ServiceStartError
 from edda.actors.placement import Placement
 from edda.actors.recovery import Recovery
+from edda.actors.routing import PartitionInbox, Router
 from edda.actors.timers import TimerService
 from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.leases import RemoveNodes
@@ -51,8 +56,8 @@ from edda.journal.migrations import migrate
 from edda.journal.stores import Stores, sql_stores
 from edda.journal.writes import write_alone
 from edda.runtime.relayer import OutboxRelayer
-from edda.runtime.wakes import WakeListener
 from edda.transports.bridge import BridgedTransport
+from edda.transports.nats import NatsTransport
 
 if TYPE_CHECKING:
     from edda.actors.node import Service
@@ -71,6 +76,7 @@ class Node:
 
     def __init__(self, app: EddaApp) -> None:
         self._app = app
+        self.addresses: Addresses | None = None
         self.db = app.database
         self.writer = GroupCommitWriter(self.db, app.worker_id, max_batch=app._max_batch,
                                         now=app.clock.now)
@@ -82,15 +88,27 @@ class Node:
         def names() -> list[str]:
             return list(app.registry.workflows())
 
+        transport = app.transport
+        self.liveness: Liveness | None = None
+        if isinstance(transport, NatsTransport):
+            self.liveness = Liveness(transport, app.worker_id, app.liveness_interval,
+                                     on_change=self._nudge,
+                                     forget_after=10 * app.lease_seconds)
+        unreachable = self.liveness.unreachable if self.liveness is not None else set()
         self.placement = Placement(self.stores.leases, app.worker_id, app.service_name,
                                    app.lease_seconds, clock=app.clock,
-                                   on_lost=runner.stop_partitions,
+                                   on_lost=self._lost,
                                    on_handover=runner.hand_over, on_gained=self._gained,
-                                   on_released=self._released)
+                                   on_released=self._released,
+                                   unreachable=lambda: unreachable)
         self.timers = TimerService(self.stores.leases, app.worker_id, names,
                                    runner.activate_claimed, clock=app.clock,
                                    max_sleep=app.recovery_interval)
-        self.listener = WakeListener(app.transport, runner, self.background)
+        self.router = Router(app.transport, self.placement.partition,
+                             lambda iid: self.placement.epoch_of(iid) is not None,
+                             runner.deliver_mail)
+        self.listener = PartitionInbox(app.transport, self.router,
+                                       lambda: list(self.placement.owned), runner.deliver_mail)
         self.members = MembershipListener(app.transport, app.worker_id,
                                           self._news)
         self.recovery = Recovery(
@@ -102,6 +120,8 @@ class Node:
         services: list[Service] = [self.writer, self.placement, runner.supervisor,
                                    self.background,
                                    self.listener, self.members, self.recovery, self.timers]
+        if self.liveness is not None:
+            services.insert(services.index(self.members) + 1, self.liveness)
         if app.outbox_enabled:
             assert app.broker_url is not None
             self.relayer = OutboxRelayer(app, app.broker_url, **app._outbox_options)
@@ -110,7 +130,7 @@ class Node:
                                    on_restarted=lambda name: self.recovery.sweep_soon(),
                                    on_failing=lambda: self.writer.abandon(timeout=1.0),
                                    start_timeout=app.start_timeout)
-        runner.bind(self.db, self.stores, self.writer, self.timers, app.transport,
+        runner.bind(self.db, self.stores, self.writer, self.timers, self.router,
                     self.placement)
 
     async def start(self) -> None:
@@ -124,9 +144,18 @@ class Node:
             with anyio.fail_after(self._app.start_timeout):
                 await migrate(self.db)
                 await self.db.open_quick_reader()
+                self.addresses = Addresses(await self.stores.leases.cluster_id())
+                self.router.addresses = self.addresses
+                self.members.subject = self.addresses.members
+                if self.liveness is not None:
+                    self.liveness.addresses = self.addresses
                 transport = self._app.transport
                 if self._app._own_transport and isinstance(transport, BridgedTransport):
                     await transport.start()
+                if isinstance(transport, NatsTransport):
+                    transport.on_gap(self._gap)
+                    if self._app._own_transport:  # NATS down: works on, says so, keeps trying
+                        await transport.start(timeout=1.0)
         except TimeoutError:
             raise ServiceStartError("database", "it did not answer within "
                                                 f"{self._app.start_timeout:g} s") from None
@@ -135,8 +164,7 @@ class Node:
         if self.relayer is not None:
             self.runner.on_outbox = self.relayer.wake
         await self.tree.start()
-        await announce(self._app.transport,
-                       NodeJoined(self._app.worker_id))
+        await self._announce(NodeJoined(self._app.worker_id))
         # The other nodes give this one its share at once; a node that does not
         # answer (frozen) gives it up when its lease runs out.
         await self.placement.wait_for_share(_SHARE_WAIT)
@@ -151,8 +179,7 @@ class Node:
         await self.runner.hand_over(leaving, _LEAVING_DRAIN)
         await self.tree.stop()
         if self.tree.failure is None:  # its instances are free: the others take them now
-            await announce_left(self._app.transport,
-                                self._app.worker_id)
+            await self._announce(NodeLeft(self._app.worker_id))
 
     async def failed(self, error: BaseException) -> None:
         """The tree stopped itself: give the instances back and tell whoever waits."""
@@ -165,17 +192,41 @@ class Node:
                 log.warning("could not give the instances of node %s back; its lease "
                             "expires on its own", self._app.worker_id, exc_info=True)
                 return
-        await announce_left(self._app.transport, self._app.worker_id)
+        await self._announce(NodeLeft(self._app.worker_id))
 
     def _news(self, news: NodeMessage) -> None:
+        if self.liveness is not None:
+            if isinstance(news, NodeLeft):
+                self.liveness.left(news.node_id)
+            else:
+                self.liveness.heard(news.node_id)
+        if not isinstance(news, NodeAlive):
+            self.placement.nudge()
+
+    def _nudge(self) -> None:
         self.placement.nudge()
 
+    def _gap(self, why: str) -> None:
+        """The transport may have lost messages: sweep the database for them now."""
+        log.info("sweeping at once: %s", why)
+        self.recovery.sweep_soon()
+
     async def _gained(self, partitions: dict[int, int]) -> None:
-        """Partitions became this node's: run their unfinished instances, fire their
-        due timers, deliver what waits for their waiting ones."""
+        """Partitions became this node's: subscribe to their address, then run their
+        unfinished instances, fire their due timers, deliver what waits for their
+        waiting ones."""
+        await self.listener.follow()
         self.recovery.sweep_soon()
         self.timers.nudge()
 
+    async def _lost(self, partitions: set[int]) -> None:
+        await self.runner.stop_partitions(partitions)
+        await self.listener.follow()
+
     async def _released(self) -> None:
-        await announce(self._app.transport,
-                       PartitionsFreed(self._app.worker_id))
+        await self.listener.follow()
+        await self._announce(PartitionsFreed(self._app.worker_id))
+
+    async def _announce(self, news: NodeMessage) -> None:
+        if self.addresses is not None:
+            await announce(self._app.transport, self.addresses.members, news)

@@ -16,10 +16,9 @@ from edda import EddaApp, send_event
 from edda.journal.entries import ActivityCompleted
 from edda.journal.partitions import DEFAULT_PARTITIONS
 from edda.journal.store import read_journal
-from tests.support.cluster import NodeProcess
+from tests.support.cluster import NodeProcess, ids_in, owned, split_between, started_node
 from tests.support.cluster_workflows import freeze_me
 from tests.support.gates import wait_until
-from tests.test_processes import ids_in, owned, split_between, started_node
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]

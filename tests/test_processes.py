@@ -9,50 +9,20 @@ membership news and partition handover can explain what the tests see.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from edda import EddaApp, send_event
 from edda.journal.partitions import DEFAULT_PARTITIONS, partition_of
 from edda.testing import sweep_now
-from tests.support.cluster import NodeProcess
+from tests.support.cluster import ids_in, owned, started_node
 from tests.support.cluster_workflows import await_go, nap, read_inbox
 from tests.support.gates import wait_until
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
 WORKFLOWS = [await_go, read_inbox, nap]
-
-
-def ids_in(partitions: set[int], prefix: str, count: int) -> list[str]:
-    """``count`` instance ids that fall in ``partitions``."""
-    found = (f"{prefix}-{n}" for n in itertools.count())
-    return list(itertools.islice(
-        (i for i in found if partition_of(i, DEFAULT_PARTITIONS) in partitions), count))
-
-
-def owned(app: EddaApp) -> set[int]:
-    assert app._node is not None
-    return set(app._node.placement.owned)
-
-
-async def started_node(app: EddaApp, db_url: str, lease: float = 30.0,
-                       **kwargs: Any) -> NodeProcess:
-    """A child node, once it holds its share (and this node gave it up)."""
-    child = await asyncio.to_thread(NodeProcess(db_url, lease, **kwargs).start)
-    await wait_until(lambda: split_between(app, child), "the new node to take its share",
-                     timeout=15)
-    return child
-
-
-async def split_between(app: EddaApp, child: NodeProcess) -> bool:
-    """Whether this node and ``child`` hold every partition between them, each some."""
-    theirs = await asyncio.to_thread(child.partitions)
-    return bool(theirs) and not theirs & owned(app) and \
-        len(theirs | owned(app)) == DEFAULT_PARTITIONS
 
 
 async def parent(make_app: MakeApp, db_url: str, lease: float = 30.0) -> EddaApp:

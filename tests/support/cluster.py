@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import os
 import queue
@@ -10,6 +12,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edda.journal.partitions import DEFAULT_PARTITIONS, partition_of
+from tests.support.gates import wait_until
+
+if TYPE_CHECKING:
+    from edda import EddaApp
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,11 +28,16 @@ class NodeProcess:
     another host name (its own UTS namespace), as a node on another machine."""
 
     def __init__(self, db_url: str, lease: float, *, hostname: str | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, nats: list[str] | None = None,
+                 recovery: float | None = None) -> None:
         self.db_url = db_url
         self.lease = lease
         self.hostname = hostname
-        self.env = env or {}
+        self.env = dict(env or {})
+        if nats:
+            self.env["EDDA_TEST_NATS"] = ",".join(nats)
+        if recovery is not None:
+            self.env["EDDA_TEST_RECOVERY"] = str(recovery)
         self.worker_id = ""
         self._child: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str] = queue.Queue()
@@ -110,3 +124,31 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+def ids_in(partitions: set[int], prefix: str, count: int) -> list[str]:
+    """``count`` instance ids that fall in ``partitions``."""
+    found = (f"{prefix}-{n}" for n in itertools.count())
+    return list(itertools.islice(
+        (i for i in found if partition_of(i, DEFAULT_PARTITIONS) in partitions), count))
+
+
+def owned(app: EddaApp) -> set[int]:
+    assert app._node is not None
+    return set(app._node.placement.owned)
+
+
+async def started_node(app: EddaApp, db_url: str, lease: float = 30.0,
+                       **kwargs: Any) -> NodeProcess:
+    """A child node, once it holds its share (and this node gave it up)."""
+    child = await asyncio.to_thread(NodeProcess(db_url, lease, **kwargs).start)
+    await wait_until(lambda: split_between(app, child), "the new node to take its share",
+                     timeout=15)
+    return child
+
+
+async def split_between(app: EddaApp, child: NodeProcess) -> bool:
+    """Whether this node and ``child`` hold every partition between them, each some."""
+    theirs = await asyncio.to_thread(child.partitions)
+    return bool(theirs) and not theirs & owned(app) and \
+        len(theirs | owned(app)) == DEFAULT_PARTITIONS

@@ -14,13 +14,17 @@ line on stdin and answers each with one line:
 * ``resident <id>``: answer ``yes`` or ``no``: whether an actor runs the instance here;
 * ``quit``: shut down gracefully and exit (``bye``).
 
-It runs until killed otherwise.
+It runs until killed otherwise. With ``EDDA_TEST_NATS`` (comma-separated server
+URLs) set, the node joins the cluster over NATS; ``EDDA_TEST_RECOVERY`` sets its
+recovery sweep interval (60 s by default, so that only messages explain what a
+test sees).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 
@@ -37,7 +41,10 @@ def say(line: str) -> None:
 
 
 async def main(db_url: str, lease: float) -> None:
-    app = EddaApp("cluster", db_url, lease_seconds=lease, recovery_interval=60.0,
+    nats = os.environ.get("EDDA_TEST_NATS")
+    app = EddaApp("cluster", db_url, lease_seconds=lease,
+                  recovery_interval=float(os.environ.get("EDDA_TEST_RECOVERY", "60")),
+                  nats_url=nats.split(",") if nats else None,
                   workflows=list(WORKFLOWS.values()))
     await app.initialize()
     assert app._node is not None

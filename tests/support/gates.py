@@ -32,12 +32,13 @@ async def wait_for(event: asyncio.Event, timeout: float = 10.0) -> None:
         raise AssertionError(f"condition not reached within {timeout}s") from None
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], what: str,
+async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], what: str,
                      timeout: float = 10.0) -> None:
-    """Poll an async condition until it holds, failing clearly on timeout."""
+    """Poll a condition (async or not) until it holds, failing clearly on timeout."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        if await predicate():
+        answer = predicate()
+        if answer if isinstance(answer, bool) else await answer:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shutil
 import signal
 import socket
@@ -37,16 +38,24 @@ def find_nats_server() -> str:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below Linux's ephemeral range, so that no client socket takes it
+    while a killed server is down (it restarts on the same ports)."""
+    for _ in range(1000):
+        port = random.randint(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise NatsStartError("no free port for nats-server")
 
 
 class NatsServer:
     """One nats-server; ``url`` is its client URL. ``routes`` joins it to a cluster."""
 
     def __init__(self, name: str = "n1", *, cluster_port: int | None = None,
-                 routes: list[int] | None = None) -> None:
+                 routes: list[int] | None = None, advertise: bool = True) -> None:
         self.name = name
         self.binary = find_nats_server()
         self.root = Path(tempfile.mkdtemp(prefix=f"edda-nats-{name}-"))
@@ -54,6 +63,7 @@ class NatsServer:
         self.monitor_port = _free_port()
         self.cluster_port = cluster_port
         self.routes = routes or []
+        self.advertise = advertise
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +76,8 @@ class NatsServer:
         if self.cluster_port is not None:
             args += ["--cluster_name", "edda-test",
                      "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
+            if not self.advertise:  # clients stay with the servers they were given
+                args += ["--no_advertise"]
             if self.routes:
                 args += ["--routes", ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)]
         return args
@@ -121,10 +133,10 @@ class NatsServer:
 class NatsCluster:
     """Three nats-servers routed to each other; ``urls`` lists their client URLs."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, *, advertise: bool = True) -> None:
         ports = [_free_port() for _ in range(size)]
         self.servers = [NatsServer(f"n{i + 1}", cluster_port=port,
-                                   routes=[p for p in ports if p != port])
+                                   routes=[p for p in ports if p != port], advertise=advertise)
                         for i, port in enumerate(ports)]
 
     @property
@@ -133,9 +145,13 @@ class NatsCluster:
 
     def start(self, timeout: float = 30.0) -> NatsCluster:
         """Start every server and wait until each routes to all the others."""
-        for server in self.servers:
-            server.start()
-        self.wait_routed(timeout)
+        try:
+            for server in self.servers:
+                server.start()
+            self.wait_routed(timeout)
+        except BaseException:
+            self.cleanup()
+            raise
         return self
 
     def wait_routed(self, timeout: float = 30.0) -> None:
