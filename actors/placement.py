@@ -86,6 +86,7 @@ class Placement:
         on_released: Callable[[], Awaitable[None]],
         handover_seconds: float = 10.0,
         unreachable: Callable[[], Collection[str]] = frozenset,
+        start_margin: float | None = None,
     ) -> None:
         self.store = store
         self.node_id = node_id
@@ -99,6 +100,8 @@ class Placement:
         self._on_gained = on_gained
         self._on_released = on_released
         self._unreachable = unreachable
+        #: Lease time that must be left to start an activity (`surely_holds`).
+        self.start_margin = lease_seconds / 10 if start_margin is None else start_margin
         self._cut_off: set[str] = set()
         #: Partitions of the database (known once registered).
         self.count = 0
@@ -138,9 +141,10 @@ class Placement:
     def surely_holds(self, instance_id: str) -> bool:
         """Whether this node holds ``instance_id``'s partition, is not handing it over,
         and its lease (counted from when the last renewal was sent) has more than
-        a tenth of its time left."""
+        ``start_margin`` left (a tenth of it; more than half on NATS, where others
+        may declare a node that NATS says is gone dead at half)."""
         return (self.epoch_of(instance_id) is not None
-                and self._clock.monotonic() < self._valid_until - self.lease_seconds / 10)
+                and self._clock.monotonic() < self._valid_until - self.start_margin)
 
     async def next_renewal(self) -> None:
         """Wait for the next renewal (or registration) of the lease."""

@@ -44,8 +44,33 @@ if TYPE_CHECKING:
 log = logging.getLogger("edda.routing")
 
 Kind = Literal["wake", "cancel"]
+#: Most instance ids in one message, and about the most bytes of them.
+_MAX_IDS = 64
+_MAX_BYTES = 2048
 #: How long `follow` waits for new subscriptions before the node sweeps anyway.
 _FOLLOW_WAIT = 2.0
+
+
+def _chunks(wake: list[str], cancel: list[str]) -> list[InstanceMail]:
+    """The ids as mail of at most `_MAX_IDS` ids and about `_MAX_BYTES` of them each
+    (a notification or a datagram has room for a few kilobytes)."""
+    mails: list[InstanceMail] = []
+    for kind, ids in (("cancel", cancel), ("wake", wake)):
+        chunk: list[str] = []
+        size = 0
+        for instance_id in ids:
+            if chunk and (len(chunk) == _MAX_IDS or size + len(instance_id) > _MAX_BYTES):
+                mails.append(_mail(kind, chunk))
+                chunk, size = [], 0
+            chunk.append(instance_id)
+            size += len(instance_id) + 3
+        if chunk:
+            mails.append(_mail(kind, chunk))
+    return mails
+
+
+def _mail(kind: str, ids: list[str]) -> InstanceMail:
+    return InstanceMail(wake=ids) if kind == "wake" else InstanceMail(cancel=ids)
 
 
 class Router:
@@ -76,6 +101,8 @@ class Router:
 
     async def run(self) -> None:
         """Send what is posted, batched, until cancelled."""
+        if self._pending:  # posted before a restart
+            self._ready.set()
         while True:
             await self._ready.wait()
             self._ready.clear()
@@ -85,15 +112,16 @@ class Router:
             if addresses is None:
                 continue
             for partition, (wake, cancel) in pending.items():
-                self.sent += 1
-                self.carried += len(wake) + len(cancel)
-                try:
-                    await self._transport.publish(
-                        addresses.partition(partition),
-                        encode_mail(InstanceMail(wake=wake, cancel=cancel)))
-                except Exception:
-                    log.warning("could not send to the owner of partition %d; it finds what "
-                                "was committed at its next sweep", partition, exc_info=True)
+                for mail in _chunks(wake, cancel):
+                    self.sent += 1
+                    self.carried += len(mail.wake) + len(mail.cancel)
+                    try:
+                        await self._transport.publish(addresses.partition(partition),
+                                                      encode_mail(mail))
+                    except Exception:
+                        log.warning("could not send to the owner of partition %d; it finds "
+                                    "what was committed at its next sweep", partition,
+                                    exc_info=True)
 
 
 class PartitionInbox:
@@ -111,7 +139,10 @@ class PartitionInbox:
         self._deliver = deliver
         self._scopes: dict[int, anyio.CancelScope] = {}
         self._changed = asyncio.Event()
-        self._followed = asyncio.Event()
+        #: Changes asked for, and the last one the subscriptions reflect.
+        self._asked = 0
+        self._done = 0
+        self._progress = asyncio.Event()
         self._running = False
         #: Mail heard, and mail that could not be read.
         self.heard = 0
@@ -129,40 +160,50 @@ class PartitionInbox:
         return set(self._scopes)
 
     async def follow(self) -> None:
-        """Bring the subscriptions in line with the partitions held, and wait (a
-        moment at most) until they are. Nothing to do while the service is not
-        running: it subscribes to what is held when it starts."""
+        """Bring the subscriptions in line with the partitions held now, and wait (a
+        moment at most) until they are. While the service is not running there is
+        nothing to wait for: it subscribes to what is held when it starts."""
+        self._asked += 1
+        asked = self._asked
+        self._changed.set()
         if not self._running:
             return
-        self._followed.clear()
-        self._changed.set()
         with anyio.move_on_after(_FOLLOW_WAIT):
-            await self._followed.wait()
+            while self._done < asked:
+                await self._progress.wait()
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Subscribe to the partitions held (ready once subscribed), then follow the
         placement and serve mail until cancelled."""
         self._scopes.clear()
+        self._running = True
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._router.run)
                 await self._reconcile(tg)
-                self._running = True
                 task_status.started()
                 while True:
-                    self._followed.set()
                     await self._changed.wait()
-                    self._changed.clear()
                     await self._reconcile(tg)
         finally:
             self._running = False
 
     async def _reconcile(self, tg: TaskGroup) -> None:
+        """Subscribe to what is held and not followed, drop what is followed and no
+        longer held; then tell the `follow` calls made before it began."""
+        asked = self._asked
+        self._changed.clear()
         held = set(self._held())
         for partition in set(self._scopes) - held:
             self._scopes.pop(partition).cancel()
         for partition in sorted(held - set(self._scopes)):
             self._scopes[partition] = await tg.start(self._serve, partition)
+        flush = getattr(self._transport, "flush", None)
+        if flush is not None:  # the server knows of them before the node sweeps
+            await flush()
+        self._done = asked
+        self._progress.set()
+        self._progress = asyncio.Event()
 
     async def _serve(self, partition: int, *, task_status: TaskStatus[anyio.CancelScope]) -> None:
         with anyio.CancelScope() as scope:

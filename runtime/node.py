@@ -60,6 +60,8 @@ from edda.transports.bridge import BridgedTransport
 from edda.transports.nats import NatsTransport
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from edda.actors.node import Service
     from edda.runtime.app import EddaApp
 
@@ -67,6 +69,9 @@ log = logging.getLogger("edda.node")
 
 #: How long a starting node waits for the others to give it its share.
 _SHARE_WAIT = 1.0
+#: On NATS, the share of its lease a node must have left to start an activity:
+#: others may declare it dead once less than half is left, if NATS says it is gone.
+_NATS_START_MARGIN = 0.55
 #: How long a stopping node lets its running activities finish.
 _LEAVING_DRAIN = 0.5
 
@@ -77,6 +82,7 @@ class Node:
     def __init__(self, app: EddaApp) -> None:
         self._app = app
         self.addresses: Addresses | None = None
+        self._gaps_off: Callable[[], None] | None = None
         self.db = app.database
         self.writer = GroupCommitWriter(self.db, app.worker_id, max_batch=app._max_batch,
                                         now=app.clock.now)
@@ -100,7 +106,9 @@ class Node:
                                    on_lost=self._lost,
                                    on_handover=runner.hand_over, on_gained=self._gained,
                                    on_released=self._released,
-                                   unreachable=lambda: unreachable)
+                                   unreachable=lambda: unreachable,
+                                   start_margin=_NATS_START_MARGIN * app.lease_seconds
+                                   if self.liveness is not None else None)
         self.timers = TimerService(self.stores.leases, app.worker_id, names,
                                    runner.activate_claimed, clock=app.clock,
                                    max_sleep=app.recovery_interval)
@@ -153,9 +161,9 @@ class Node:
                 if self._app._own_transport and isinstance(transport, BridgedTransport):
                     await transport.start()
                 if isinstance(transport, NatsTransport):
-                    transport.on_gap(self._gap)
-                    if self._app._own_transport:  # NATS down: works on, says so, keeps trying
-                        await transport.start(timeout=1.0)
+                    self._gaps_off = transport.on_gap(self._gap)
+                    # NATS down: the node works on, says so, and keeps trying.
+                    await transport.start(timeout=1.0)
         except TimeoutError:
             raise ServiceStartError("database", "it did not answer within "
                                                 f"{self._app.start_timeout:g} s") from None
@@ -178,6 +186,8 @@ class Node:
         self.placement.leaving |= leaving  # nothing new is activated there meanwhile
         await self.runner.hand_over(leaving, _LEAVING_DRAIN)
         await self.tree.stop()
+        if self._gaps_off is not None:
+            self._gaps_off()
         if self.tree.failure is None:  # its instances are free: the others take them now
             await self._announce(NodeLeft(self._app.worker_id))
 

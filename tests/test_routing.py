@@ -82,3 +82,16 @@ def test_the_wire_format_is_a_tagged_struct() -> None:
     assert addresses.node("svc.with dots-1") == "edda.0123abcd.node.svc_with_dots-1"
     with pytest.raises(ValueError, match="cannot be a subject token"):
         Addresses("a.b")
+
+
+async def test_a_large_batch_is_split_to_fit_a_notification(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    a, b = await two_nodes(sqlite_url, make_app)
+    one = ids_in({min(owned(b))}, "many", 200)
+    sent = node(a).router.sent
+    heard = node(b).listener.heard
+    for instance_id in one:
+        await a._runner.wake(instance_id)
+    await wait_until(lambda: node(b).listener.heard - heard == 4, "four messages of 64 ids")
+    assert node(a).router.sent - sent == 4

@@ -147,9 +147,16 @@ class NatsTransport:
         """Whether a server is reachable now."""
         return self._nc is not None and self._nc.is_connected
 
-    def on_gap(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(why)`` whenever messages may have been lost."""
+    def on_gap(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(why)`` whenever messages may have been lost; returns the
+        function that stops calling it."""
         self._gap_listeners.append(listener)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):
+                self._gap_listeners.remove(listener)
+
+        return stop
 
     def _gap(self, why: str) -> None:
         self.gaps += 1
@@ -198,7 +205,7 @@ class NatsTransport:
                 delay = min(delay * 2, 2.0)
                 continue
             self._nc = nc  # (closing cancels this task, so the transport is open here)
-            for sub in self._subs:
+            for sub in list(self._subs):
                 await self._attach(sub)
             if self._late:
                 log.warning("reached NATS at %s", nc.connected_url.netloc
@@ -230,7 +237,7 @@ class NatsTransport:
 
     async def _attach(self, sub: _NatsSubscription) -> None:
         nc = self._nc
-        if nc is None or sub.closed:
+        if nc is None or sub.closed or sub.handle is not None:
             return
 
         async def receive(msg: Msg) -> None:
@@ -269,7 +276,18 @@ class NatsTransport:
     async def _respond(self, reply: str, data: bytes) -> None:
         nc = self._client()
         if nc is not None:
-            await nc.publish(reply, data)
+            try:
+                await nc.publish(reply, data)
+            except Exception as exc:  # the asker times out, as if it was lost
+                log.debug("a NATS reply on %s was dropped: %r", reply, exc)
+
+    async def flush(self) -> None:
+        """Wait (a second at most) until the server has everything sent so far, such
+        as new subscriptions; nothing to wait for while disconnected."""
+        nc = self._nc
+        if nc is not None and nc.is_connected:
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=1)
 
     @asynccontextmanager
     async def subscribe(
@@ -285,9 +303,7 @@ class NatsTransport:
         self._subs.append(sub)
         try:
             if nc is not None:
-                await self._attach(sub)
-                with contextlib.suppress(Exception):
-                    await nc.flush(timeout=math.ceil(self._connect_timeout))
+                await self._attach(sub)  # the server has it before what is published next
             yield sub
         finally:
             with contextlib.suppress(ValueError):
@@ -318,6 +334,10 @@ class NatsTransport:
             raise NoRespondersError(f"no responders on {subject!r}") from None
         except NatsTimeout:
             raise TimeoutError(f"no answer on {subject!r} within {timeout:g} s") from None
+        except Exception as exc:  # the connection dropped meanwhile, a full buffer, ...
+            if self._closed:
+                raise TransportClosedError("transport is closed") from None
+            raise TimeoutError(f"no answer on {subject!r}: {exc!r}") from None
         return Message(msg.subject, msg.data, dict(msg.headers or {}), None, None)
 
     async def aclose(self) -> None:
@@ -338,4 +358,4 @@ class NatsTransport:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.flush(), _LAST_FLUSH)
             with contextlib.suppress(Exception):
-                await nc.close()
+                await asyncio.wait_for(nc.close(), _LAST_FLUSH)
