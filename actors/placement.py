@@ -102,7 +102,9 @@ class Placement:
         self._unreachable = unreachable
         #: Lease time that must be left to start an activity (`surely_holds`).
         self.start_margin = lease_seconds / 10 if start_margin is None else start_margin
-        self._cut_off: set[str] = set()
+        #: Nodes gone from the transport: the lease they had left when last read, or
+        #: None once they were seen renewing (cut off, not dead).
+        self._cut_off: dict[str, float | None] = {}
         #: Partitions of the database (known once registered).
         self.count = 0
         self.owned: dict[int, int] = {}
@@ -303,19 +305,23 @@ class Placement:
 
     def _note_cut_off(self, rows: list[NodeRow], unreachable: Collection[str]) -> float | None:
         """Say once of each node gone from the transport that it still renews its
-        lease; return when the first of them is due to be late."""
+        lease (its lease grew since it was last read); return when the first of
+        them is due to be late."""
         due: float | None = None
         for row in rows:
             if row.node_id not in unreachable:
                 continue
-            if row.node_id not in self._cut_off:
-                self._cut_off.add(row.node_id)
+            before = self._cut_off.get(row.node_id, row.remaining)
+            if before is not None and row.remaining > before:
                 log.warning("node %s is cut off from the transport but renews its lease; it "
                             "keeps its partitions and finds their news at its sweeps",
                             row.node_id)
+            self._cut_off[row.node_id] = (None if before is None or row.remaining > before
+                                          else row.remaining)
             late_in = row.remaining - self.lease_seconds / 2 + _TAKEOVER_SLACK
             due = late_in if due is None else min(due, late_in)
-        self._cut_off &= set(unreachable)
+        for node_id in set(self._cut_off) - set(unreachable):
+            del self._cut_off[node_id]
         return due
 
     async def rebalance(self) -> None:
