@@ -18,6 +18,7 @@ from edda.journal.entries import EventReceived
 from edda.journal.waits import MarkDelivered
 from edda.runtime.context import WorkflowContext, require_context
 from edda.runtime.hooks import fire
+from edda.runtime.limits import check_key
 from edda.runtime.registry import current_app
 from edda.runtime.serialization import restore, to_jsonable
 from edda.runtime.timers import check_seconds
@@ -94,6 +95,10 @@ def normalize_cloudevent(event: Any) -> NormalizedEvent:
         value = fields.get(required)
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"CloudEvent attribute {required!r} is missing or empty")
+    check_key(fields["type"], "CloudEvent attribute 'type'")
+    check_key(fields["source"], "CloudEvent attribute 'source'", limit=2048)
+    if fields.get("id") is not None:
+        check_key(str(fields["id"]), "CloudEvent attribute 'id'")
     data = fields.get("data")
     data_bytes = None
     if isinstance(data, bytes | bytearray):
@@ -115,6 +120,8 @@ def normalize_cloudevent(event: Any) -> NormalizedEvent:
         "data": stored_data,
     }
     target = extensions.get(TARGET_EXTENSION)
+    if target is not None:
+        check_key(str(target), f"CloudEvent extension {TARGET_EXTENSION!r}")
     return NormalizedEvent(fields["type"], attributes, data_bytes,
                            None if target is None else str(target))
 

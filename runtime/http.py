@@ -4,8 +4,10 @@ Routes, relative to wherever the app is mounted:
 
 - ``POST /<any path>``: a CloudEvent (structured or binary content mode). It is
   committed before the answer: ``202 {"status": "accepted"}``; ``400`` with
-  ``error``, ``error_type`` and ``retryable: false`` for a malformed event;
-  ``500`` with ``retryable: true`` for an internal error.
+  ``error``, ``error_type`` and ``retryable: false`` for a request that is not a
+  CloudEvent 1.0 or cannot be stored; ``503`` with ``retryable: true`` while the
+  database is unavailable; ``500`` with an ``error_id`` (and nothing of the
+  failure itself, which the log has under that id) for an internal error.
 - ``POST /cancel/{instance_id}``: Edda's cancel route.
 - ``GET /health``: ``200`` while the node runs.
 - ``/api/...``: a small JSON API (`edda.runtime.openapi` documents it,
@@ -24,10 +26,15 @@ import hmac
 import inspect
 import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
+from edda.actors.node import NodeFailedError
+from edda.journal.errors import DatabaseUnavailableError
+from edda.journal.faults import describe, is_transient
+from edda.runtime.limits import check_json_depth, check_key
 from edda.runtime.openapi import OPENAPI
 
 if TYPE_CHECKING:
@@ -94,6 +101,67 @@ def _error(status: int, error: str, error_type: str, *, retryable: bool) -> Resp
     return Response(status, {"error": error, "error_type": error_type, "retryable": retryable})
 
 
+def _bad(exc: BaseException) -> Response:
+    """400 for a request the edge cannot accept, with the first line of the reason."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    return _error(400, reason, type(exc).__name__, retryable=False)
+
+
+def _failure(exc: BaseException, what: str) -> Response:
+    """A request that failed on this side. The body reveals nothing of it (no SQL,
+    parameters, stored data or traceback): 503 when the database is unavailable
+    (worth retrying), else 500 naming an error id under which the log has it."""
+    if isinstance(exc, DatabaseUnavailableError) or is_transient(exc):
+        log.warning("%s: the database is unavailable (%s)", what, describe(exc))
+        return _error(503, "the database is unavailable; try again shortly",
+                      "DatabaseUnavailable", retryable=True)
+    if isinstance(exc, NodeFailedError):
+        return _error(503, "this node has stopped; try again or another node",
+                      "NodeStopped", retryable=True)
+    error_id = uuid.uuid4().hex[:12]
+    log.error("%s failed (error id %s)", what, error_id, exc_info=exc)
+    return Response(500, {"error": f"internal error; the server's log has it under error id "
+                                   f"{error_id}", "error_type": "InternalError",
+                          "error_id": error_id, "retryable": False})
+
+
+_REQUIRED = ("id", "source", "type")
+
+
+def _spec_problem(headers: Mapping[str, str], body: bytes) -> tuple[str, str] | None:
+    """What makes the request not a CloudEvent 1.0 (structured or binary mode), with
+    the error type Edda's SDK names it by."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/cloudevents-batch+json":
+        return ("batched CloudEvents are not accepted; send one event per request",
+                "InvalidHeadersFormat")
+    if content_type == "application/cloudevents+json":
+        try:
+            value = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            return f"the body is not JSON: {exc}", "InvalidStructuredJSON"
+        if not isinstance(value, dict):
+            return (f"a structured CloudEvent must be a JSON object, not "
+                    f"{type(value).__name__}", "InvalidStructuredJSON")
+        attributes: Mapping[str, Any] = value
+        prefix = ""
+    else:
+        attributes = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+        prefix = "ce-"
+    missing = [f"{prefix}{name}" for name in ("specversion", *_REQUIRED)
+               if not isinstance(attributes.get(name), str) or not attributes.get(name)]
+    if missing:
+        return (f"required CloudEvent attributes missing or empty: {', '.join(missing)} "
+                "(send application/cloudevents+json, or the attributes as ce-* headers)",
+                "MissingRequiredFields")
+    if attributes["specversion"] != "1.0":
+        return (f"{prefix}specversion {attributes['specversion']!r} is not supported; "
+                "send \"1.0\"", "InvalidRequiredFields")
+    return None
+
+
 class HttpEdge:
     """The ASGI application of one `EddaApp`."""
 
@@ -110,10 +178,27 @@ class HttpEdge:
         self._authorize = authorize
         self._authorize_events = authorize_events
         self._init_lock = asyncio.Lock()
+        self._warned = False
+
+    def _warn_if_open(self) -> None:
+        """Say once, when the app first serves HTTP, which routes anyone may call."""
+        if self._warned:
+            return
+        self._warned = True
+        if self._authorize is None:
+            log.warning("EddaApp %r serves HTTP without an authorize hook: anyone who can reach "
+                        "it may start and inspect workflows (/api/...), cancel them "
+                        "(POST /cancel/{id}) and send CloudEvents (POST /). Pass "
+                        "EddaApp(authorize=bearer_token(...), authorize_events=True) or your "
+                        "own check", self._app.service_name)
+        elif not self._authorize_events:
+            log.info("EddaApp %r accepts CloudEvents (POST /) without authorization; pass "
+                     "authorize_events=True to check them too", self._app.service_name)
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
         kind = scope["type"]
+        self._warn_if_open()
         if kind == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -126,8 +211,13 @@ class HttpEdge:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        try:
+            headers = {k.decode("latin-1").lower(): v.decode("utf-8")
+                       for k, v in scope.get("headers", [])}
+        except UnicodeDecodeError:
+            await _respond(send, _error(400, "a header value is not UTF-8", "BadHeader",
+                                        retryable=False))
+            return
         request = HttpRequest(scope["method"].upper(), path or "/", headers, scope.get("client"))
         try:
             response = await self._route(request, scope, receive)
@@ -137,6 +227,8 @@ class HttpEdge:
                               "PayloadTooLarge", retryable=False)
         except _Disconnected:
             return
+        except Exception as exc:
+            response = _failure(exc, f"{request.method} {path}")
         await _respond(send, response)
 
     async def _route(self, request: HttpRequest, scope: dict[str, Any],
@@ -172,23 +264,32 @@ class HttpEdge:
         from cloudevents.core.exceptions import BaseCloudEventException
 
         try:
+            check_json_depth(body)
+            problem = _spec_problem(headers, body)
+            if problem is not None:
+                return _error(400, problem[0], problem[1], retryable=False)
             event = from_http_event(HTTPMessage(dict(headers), body))
+        except Exception as exc:  # whatever the SDK makes of a malformed request
+            return _bad(exc)
+        try:
             await self._app.handle_cloudevent(event)
         except (ValueError, TypeError, KeyError, BaseCloudEventException) as exc:
-            return _error(400, str(exc), type(exc).__name__, retryable=False)
+            return _bad(exc)
         except Exception as exc:
-            log.exception("accepting a CloudEvent failed")
-            return _error(500, str(exc), type(exc).__name__, retryable=True)
+            return _failure(exc, "accepting a CloudEvent")
         return Response(202, {"status": "accepted"})
 
     async def _cancel(self, instance_id: str, cancelled_by: str) -> Response:
         if not instance_id:
             return Response(400, {"error": "Missing instance_id"})
         try:
+            check_key(instance_id, "instance id")
+        except ValueError as exc:
+            return _bad(exc)
+        try:
             result = await self._app.cancel_workflow(instance_id, cancelled_by)
         except Exception as exc:
-            log.exception("cancelling %s failed", instance_id)
-            return Response(500, {"error": str(exc), "type": type(exc).__name__})
+            return _failure(exc, f"cancelling {instance_id!r}")
         if not result:
             return Response(400, {"error": "Cannot cancel workflow (not found or already "
                                   "completed/failed/cancelled)", "reason": result.reason})
@@ -202,6 +303,9 @@ class HttpEdge:
         method = request.method
         app = self._app
         try:
+            if len(parts) >= 2:
+                check_key(parts[1], "workflow name" if parts[0] == "workflows"
+                          else "instance id")
             match parts, method:
                 case ["workflows"], "GET":
                     return Response(200, {"workflows": [
@@ -242,7 +346,7 @@ class HttpEdge:
                 case ["instances", instance_id, "cancel"], "POST":
                     return await self._cancel(instance_id, "api_user")
         except (ValueError, TypeError) as exc:
-            return _error(400, str(exc), type(exc).__name__, retryable=False)
+            return _bad(exc)
         return _error(404, f"no API route {method} {request.path}; see /openapi.json",
                       "NotFound", retryable=False)
 
@@ -295,6 +399,7 @@ class HttpEdge:
 def _json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
+    check_json_depth(body)
     try:
         value = json.loads(body)
     except json.JSONDecodeError as exc:

@@ -108,7 +108,7 @@ async def test_rejected_requests_change_nothing(sqlite_url: str, make_app: MakeA
     assert missing_source.status_code == 400
     assert missing_source.json()["retryable"] is False
     assert "source" in missing_source.json()["error"]
-    assert not_json.status_code == 400 and not_json.json()["error_type"] == "JSONDecodeError"
+    assert not_json.status_code == 400 and not_json.json()["error_type"] == "InvalidStructuredJSON"
     assert oversize.status_code == 413 and "2048" in oversize.json()["error"]
     assert cancel_without_token.status_code == 401
     assert cancel_wrong_token.status_code == 401
