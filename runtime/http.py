@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
+import pydantic
+
 from edda.actors.node import NodeFailedError
 from edda.journal.errors import DatabaseUnavailableError
 from edda.journal.faults import describe, is_transient
@@ -102,8 +104,13 @@ def _error(status: int, error: str, error_type: str, *, retryable: bool) -> Resp
 
 
 def _bad(exc: BaseException) -> Response:
-    """400 for a request the edge cannot accept, with the first line of the reason."""
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """400 for a request the edge cannot accept, with the first line of the reason
+    (for a validation error, where and what)."""
+    if isinstance(exc, pydantic.ValidationError):
+        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                           for e in exc.errors()[:3])
+    else:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if len(reason) > 300:
         reason = reason[:297] + "..."
     return _error(400, reason, type(exc).__name__, retryable=False)

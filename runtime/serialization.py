@@ -90,6 +90,25 @@ def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(tp, config=pydantic.ConfigDict(val_json_bytes="base64"))
 
 
+def fit(value: Any, tp: Any) -> Any:
+    """``value`` checked against annotation ``tp`` by pydantic's rules (as a model
+    field would be: ``"1.5"`` fits ``float``, ``"lots"`` does not), converted to it.
+    A value without annotation, or with one pydantic cannot check, passes as is.
+
+    Raises:
+        pydantic.ValidationError: If the value does not fit.
+    """
+    if tp in (None, Any, object, inspect.Parameter.empty):
+        return value
+    try:
+        adapter = _adapter(tp)
+    except TypeError:  # unhashable annotation
+        adapter = pydantic.TypeAdapter(tp)
+    except pydantic.PydanticSchemaGenerationError:
+        return value
+    return adapter.validate_python(value)
+
+
 def needs_restore(tp: Any) -> bool:
     """Whether values of annotation ``tp`` need converting from JSON data."""
     return tp not in (None, Any, object, inspect.Parameter.empty) and tp not in _PLAIN

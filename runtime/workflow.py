@@ -35,7 +35,7 @@ import pydantic
 
 from edda.runtime.errors import WorkflowNotInitializedError
 from edda.runtime.registry import current_app, register_workflow
-from edda.runtime.serialization import restore, to_jsonable, type_hints
+from edda.runtime.serialization import fit, restore, to_jsonable, type_hints
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -108,8 +108,11 @@ class Workflow(Generic[P, R]):
         """Check and convert ``start()`` keywords into the journal's input.
 
         Raises:
-            TypeError: For unknown or missing keywords, or unstorable values.
-            pydantic.ValidationError: If a value does not fit its annotation.
+            TypeError: For unknown or missing keywords, or unstorable values (the
+                error names the argument).
+            pydantic.ValidationError: If a value does not fit its annotation, by
+                pydantic's rules even for plain ones (``amount: float`` refuses
+                ``"lots"``); its locations start with the argument's name.
         """
         if self._single_model(kwargs) is None:
             unknown = sorted(set(kwargs) - set(self._params))
@@ -126,6 +129,20 @@ class Workflow(Generic[P, R]):
             if missing:
                 raise TypeError(f"{self.name}.start() missing required keyword argument(s) "
                                 f"{', '.join(map(repr, missing))}")
+            hints = type_hints(self.func)
+            stored: dict[str, Any] = {}
+            for key, value in kwargs.items():
+                hint = hints.get(key) if key in self._params else None
+                try:
+                    fitted = fit(value, hint)
+                except pydantic.ValidationError as exc:  # the same error, naming the argument
+                    raise pydantic.ValidationError.from_exception_data(
+                        f"argument {key!r} of {self.name}.start()",
+                        [_located(key, problem) for problem in exc.errors()]) from None
+                stored[key] = to_jsonable(
+                    fitted, what=f"argument {key!r} of workflow {self.name!r}")
+            self.build_arguments(stored)
+            return stored
         stored = to_jsonable(kwargs, what=f"input of workflow {self.name!r}")
         self.build_arguments(stored)
         return dict(stored)
@@ -204,3 +221,13 @@ def workflow(
         return lambda f: Workflow(f, event_handler=event_handler,
                                   lock_timeout_seconds=lock_timeout_seconds)
     return Workflow(func, event_handler=event_handler, lock_timeout_seconds=lock_timeout_seconds)
+
+
+
+def _located(argument: str, problem: Any) -> Any:
+    """A pydantic error detail, placed under ``argument``."""
+    detail = {"type": problem["type"], "loc": (argument, *problem["loc"]),
+              "input": problem["input"]}
+    if "ctx" in problem:
+        detail["ctx"] = problem["ctx"]
+    return detail

@@ -23,6 +23,16 @@ STRUCTURED = {"content-type": "application/cloudevents+json"}
 
 
 @workflow
+async def charge(ctx: WorkflowContext, amount: float, note: str = "") -> float:
+    return amount * 2
+
+
+@workflow(event_handler=True)
+async def refund_requested(ctx: WorkflowContext, amount: float) -> float:
+    return amount
+
+
+@workflow
 async def awaits_umlaut(ctx: WorkflowContext) -> Any:
     event = await wait_event(ctx, "zahlung.über")
     return event.data
@@ -144,3 +154,28 @@ async def test_an_open_app_says_so_once_and_a_protected_one_does_not(
     warnings = [r for r in caplog.records if "without an authorize hook" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert "POST /cancel/{id}" in warnings[0].getMessage()
+
+
+async def test_input_is_validated_against_plain_annotations(db_url: str,
+                                                           make_app: MakeApp) -> None:
+    import pydantic
+
+    app = make_app(db_url)
+    await app.initialize()
+    before = await _rows(app)
+    with pytest.raises(pydantic.ValidationError, match="argument 'amount'") as caught:
+        await charge.start(amount="lots")
+    assert caught.value.errors()[0]["loc"] == ("amount",)
+    with pytest.raises(pydantic.ValidationError, match="argument 'note'"):
+        await charge.start(amount=1.0, note=5)
+    async with serve(app) as base, httpx.AsyncClient() as client:
+        api = await client.post(f"{base}/api/workflows/charge", json={"amount": "lots"})
+        event = await client.post(base, headers=STRUCTURED, content=json.dumps({
+            "specversion": "1.0", "id": "r-1", "type": "refund_requested", "source": "/t",
+            "data": {"amount": "lots"}}).encode())
+    for response in (api, event):
+        assert response.status_code == 400, response.text
+        assert "amount" in response.json()["error"], response.text
+    assert await _rows(app) == before
+    iid = await charge.start(amount="1.5")  # pydantic's rules: a numeric string fits
+    assert (await app.wait_result(iid, timeout=10)) == 3.0
