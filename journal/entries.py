@@ -21,6 +21,8 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     qualname: str
     message: str
     args: list[Any] = []
+    #: The exception's own attributes (``self.code = 51``), as JSON data.
+    attributes: dict[str, Any] = {}
     traceback: str = ""
     cause: ErrorInfo | None = None
 

@@ -32,6 +32,7 @@ from edda.runtime.retry import DEFAULT_RETRY_POLICY, RetryMetadata, RetryPolicy
 from edda.runtime.saga import cancelled_error
 from edda.runtime.serialization import (
     NotSerializableError,
+    as_replayed,
     error_info,
     rebuild_error,
     to_jsonable,
@@ -187,8 +188,11 @@ class Activity(Generic[P, R]):
                 _check_cancel(ctx)
                 await asyncio.sleep(away)
             except TerminalError as exc:
-                await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempt)
-                raise
+                failed = await self._fail(ctx, position, call, exc, stored_args, stored_kwargs,
+                                          attempt)
+                if failed is exc:
+                    raise
+                raise failed from exc
             except Exception as exc:
                 metadata.add_attempt(attempt, exc)
                 elapsed = time.monotonic() - started
@@ -241,13 +245,16 @@ class Activity(Generic[P, R]):
         stored_args: Any,
         stored_kwargs: Any,
         attempts: int,
-    ) -> None:
+    ) -> BaseException:
+        """Journal the failure; return what the workflow sees of it, now as on replay."""
+        info = error_info(error)
         entry = ActivityFailed(
-            position=position, call=call, activity_name=self.name, error=error_info(error),
+            position=position, call=call, activity_name=self.name, error=info,
             args=stored_args, kwargs=stored_kwargs, attempts=attempts,
         )
         await ctx._run.journal.append(entry, InstanceChange(current_activity_id=position))
         await fire(ctx.hooks, "on_activity_failed", ctx.instance_id, position, self.name, error)
+        return as_replayed(error, info)
 
     @property
     def _compensation_func(self) -> Callable[..., Any] | None:

@@ -9,10 +9,12 @@ with ``from __future__ import annotations``) are resolved against the module.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
 import logging
+import math
 import traceback
 import typing
 from typing import Any
@@ -50,13 +52,38 @@ def to_jsonable(value: Any, *, what: str) -> Any:
     if type(value) in (str, int, bool, type(None)):
         return value
     try:
-        return pydantic_core.to_jsonable_python(value, bytes_mode="base64")
+        data = pydantic_core.to_jsonable_python(value, bytes_mode="base64",
+                                                inf_nan_mode="constants")
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as exc:
         raise NotSerializableError(
             f"the {what} is a {_describe(value)}, which cannot be stored in the journal: {exc}. "
             "Return or pass JSON-compatible values: str, int, float, bool, None, lists and "
             "dicts of them, pydantic models, dataclasses, enums, datetimes or bytes"
         ) from exc
+    bad = _non_finite(data)
+    if bad is not None:
+        raise NotSerializableError(
+            f"the {what} holds the float {bad!r}, which JSON cannot store (it would come back "
+            "as None on replay); use None, a string or a finite number instead")
+    return data
+
+
+def _non_finite(data: Any) -> float | None:
+    """The first infinite or NaN float in JSON-compatible ``data``, if any."""
+    kind = type(data)
+    if kind is float:
+        return None if math.isfinite(data) else data
+    if kind is dict:
+        for item in data.values():
+            found = _non_finite(item)
+            if found is not None:
+                return found
+    elif kind is list:
+        for item in data:
+            found = _non_finite(item)
+            if found is not None:
+                return found
+    return None
 
 
 def _describe(value: Any) -> str:
@@ -163,6 +190,14 @@ def error_info(exc: BaseException) -> ErrorInfo:
         args = to_jsonable(list(exc.args), what="exception arguments")
     except NotSerializableError:
         args = []
+    attributes: dict[str, Any] = {}
+    for name, value in vars(exc).items():
+        if name.startswith("_"):
+            continue
+        try:
+            attributes[name] = to_jsonable(value, what=f"attribute {name!r}")
+        except NotSerializableError:
+            continue
     cause = exc.__cause__
     module, _, qualname = stable_name(type(exc)).partition(":")
     return ErrorInfo(
@@ -170,6 +205,7 @@ def error_info(exc: BaseException) -> ErrorInfo:
         qualname=qualname,
         message=str(exc),
         args=args,
+        attributes=attributes,
         traceback="".join(traceback.format_exception(exc)),
         cause=error_info(cause) if cause is not None and cause is not exc else None,
     )
@@ -190,6 +226,31 @@ def rebuild_error(info: ErrorInfo) -> BaseException:
             error.args = tuple(info.args) or (info.message,)
     else:
         error = Exception(f"{info.qualname}: {info.message}")
+        cls = None
+    if cls is not None and info.attributes:
+        with contextlib.suppress(Exception):
+            vars(error).update(info.attributes)
     if info.cause is not None:
         error.__cause__ = rebuild_error(info.cause)
     return error
+
+
+def as_replayed(error: BaseException, info: ErrorInfo) -> BaseException:
+    """The exception a live run raises for ``error`` once it is recorded as ``info``:
+    ``error`` itself when a replay rebuilds its type, else what a replay will raise
+    (an exception class defined inside a function cannot be imported again), so
+    the live run and every replay see the same."""
+    if import_path(f"{info.module}:{info.qualname}") is type(error):
+        return error
+    rebuilt = rebuild_error(info)
+    key = f"{info.module}:{info.qualname}"
+    if key not in _warned_types:
+        _warned_types.add(key)
+        log.warning("%s.%s cannot be imported again (defined inside a function?), so it is "
+                    "raised as %s, the same as on replay; define exception classes at module "
+                    "level", info.module, info.qualname, type(rebuilt).__name__)
+    rebuilt.__cause__ = error
+    return rebuilt
+
+
+_warned_types: set[str] = set()
