@@ -196,8 +196,13 @@ def error_info(exc: BaseException) -> ErrorInfo:
             continue
         try:
             attributes[name] = to_jsonable(value, what=f"attribute {name!r}")
-        except NotSerializableError:
-            continue
+        except NotSerializableError as problem:
+            key = f"{stable_name(type(exc))}.{name}"
+            if key not in _warned_types:  # said once per type and attribute, not dropped silently
+                _warned_types.add(key)
+                log.warning("attribute %r of %s cannot be stored in the journal, so a replay "
+                            "raises the exception without it; store JSON-compatible values "
+                            "(%s)", name, type(exc).__qualname__, problem)
     cause = exc.__cause__
     module, _, qualname = stable_name(type(exc)).partition(":")
     return ErrorInfo(

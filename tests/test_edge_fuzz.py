@@ -1,6 +1,7 @@
-"""Fuzzing the HTTP edge: random requests on every route (ids with any characters,
-JSON of any shape and depth, arbitrary CloudEvent headers, bytes that are not
-JSON), on SQLite and PostgreSQL, through the app's own ASGI interface.
+"""Fuzzing the HTTP edge from its OpenAPI description: random requests on every
+operation it describes (ids with any characters, query values of any kind, JSON
+of any shape and depth, arbitrary CloudEvent headers, bytes that are not JSON),
+on SQLite and PostgreSQL, through the app's own ASGI interface.
 
 Whatever arrives: no 5xx, no body carrying SQL or table names, and a request
 that was refused changed no row.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 
 from edda import EddaApp, WorkflowContext, wait_event, workflow
 from edda.journal import schema
+from edda.runtime.openapi import OPENAPI
 
 T = TypeVar("T")
 
@@ -56,16 +59,32 @@ headers = st.fixed_dictionaries({}, optional={
 })
 
 
+#: (path template, method, query parameters) of every operation the app describes.
+ROUTES = [(path, method.upper(), [p["name"] for p in op.get("parameters", [])
+                                  if p.get("in") == "query"])
+          for path, operations in OPENAPI["paths"].items()
+          for method, op in operations.items()]
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+KNOWN = {"name": ["fuzz_target"], "instance_id": ["fuzz-1"], "any": ["", "events"]}
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, str, bytes, dict[str, str]]:
-    the_id = quote(draw(ids), safe="")
-    path = draw(st.sampled_from([
-        "/", "/events", f"/cancel/{the_id}", "/api/workflows", "/api/workflows/fuzz_target",
-        f"/api/workflows/{the_id}", f"/api/instances/{the_id}",
-        f"/api/instances/{the_id}/result", f"/api/instances/{the_id}/history",
-        f"/api/instances/{the_id}/cancel", "/api/instances",
-        f"/api/instances?limit={the_id}&status={the_id}", "/health", "/openapi.json"]))
-    method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE"]))
+    """A request built from the OpenAPI description: an operation, its path
+    parameters (known values or anything), its query parameters (some, with any
+    value), mostly its own method, any body and headers."""
+    template, method, query = draw(st.sampled_from(ROUTES))
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return quote(draw(st.sampled_from(KNOWN.get(name, [])) | ids), safe="")
+
+    path = PLACEHOLDER.sub(fill, template)
+    chosen = draw(st.lists(st.sampled_from(query), unique=True)) if query else []
+    if chosen:
+        path += "?" + "&".join(f"{q}={quote(draw(ids), safe='')}" for q in chosen)
+    if draw(st.integers(0, 9)) == 0:
+        method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE"]))
     return method, path, draw(bodies), draw(headers)
 
 

@@ -104,3 +104,34 @@ async def test_non_finite_floats_are_refused_when_first_recorded(
     iid = await keeps_infinity.start()
     message = await app.wait_result(iid, timeout=15)
     assert "inf" in message and "JSON cannot store" in message
+
+
+class CarriesAnObject(TerminalError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.handle = object()
+        self.code = 7
+
+
+@activity
+async def raises_with_an_object(ctx: WorkflowContext) -> None:
+    raise CarriesAnObject("cannot keep the handle")
+
+
+@workflow
+async def object_attribute(ctx: WorkflowContext) -> list[Any]:
+    try:
+        await raises_with_an_object(ctx)
+    except CarriesAnObject as exc:
+        return [exc.code, hasattr(exc, "handle")]
+    return []
+
+
+async def test_an_attribute_that_cannot_be_stored_is_named_in_a_warning(
+    sqlite_url: str, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    iid = await object_attribute.start()
+    assert await app.wait_result(iid, timeout=15) == [7, True]  # the live run has both
+    assert "attribute 'handle' of CarriesAnObject cannot be stored" in caplog.text
