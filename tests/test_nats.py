@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import pytest
 
-from edda.transports import NatsTransport, NoRespondersError
+from edda.transports import NatsTransport, NoRespondersError, Subscription
 from tests.support.natsserver import NatsCluster, NatsServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.nats]
@@ -19,6 +19,20 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     with anyio.fail_after(timeout):
         while not condition():  # noqa: ASYNC110 (the transport offers no event for these)
             await anyio.sleep(0.01)
+
+
+async def heard(publisher: NatsTransport, sub: Subscription, subject: str, data: bytes,
+                timeout: float = 10.0) -> None:
+    """Publish ``data`` until ``sub`` receives it (interest may still be on its way
+    to the publisher's server, or the subscriber be reconnecting)."""
+    with anyio.fail_after(timeout):
+        while True:
+            await publisher.publish(subject, data)
+            try:
+                assert (await sub.next(timeout=0.2)).data == data
+                return
+            except TimeoutError:
+                continue
 
 
 @pytest.fixture
@@ -114,14 +128,7 @@ async def test_server_restart_reconnects_resubscribes_and_reports_a_gap(
         own_server.start()
         await until(lambda: t.connected)
         await until(lambda: "reconnected to NATS" in gaps)
-        with anyio.fail_after(10):
-            while True:  # resubscription reaches the server right after reconnecting
-                await t.publish("after.restart", b"again")
-                try:
-                    assert (await sub.next(timeout=0.2)).data == b"again"
-                    break
-                except TimeoutError:
-                    continue
+        await heard(t, sub, "after.restart", b"again")  # resubscribed after reconnecting
     assert "lost the connection to NATS" in caplog.text
 
 
@@ -139,14 +146,7 @@ async def test_a_node_starts_while_nats_is_down_and_joins_later(
         own_server.start()
         await until(lambda: t.connected, timeout=20)
         assert "connected to NATS late" in gaps
-        with anyio.fail_after(10):
-            while True:
-                await t.publish("early.bird", b"now")
-                try:
-                    assert (await sub.next(timeout=0.2)).data == b"now"
-                    break
-                except TimeoutError:
-                    continue
+        await heard(t, sub, "early.bird", b"now")
 
 
 async def test_a_slow_subscriber_drops_and_reports_a_gap(
@@ -181,13 +181,6 @@ async def test_killing_a_cluster_server_moves_its_clients_to_another(
             await until(lambda: t.connected and t._nc is not None
                         and t._nc.connected_url is not None
                         and t._nc.connected_url.port != victim.port, timeout=20)
-            with anyio.fail_after(20):
-                while True:
-                    await other.publish("survives", b"yes")
-                    try:
-                        assert (await sub.next(timeout=0.2)).data == b"yes"
-                        break
-                    except TimeoutError:
-                        continue
+            await heard(other, sub, "survives", b"yes", timeout=20)
     finally:
         cluster.cleanup()
