@@ -134,15 +134,17 @@ class Activity(Generic[P, R]):
                 undo = None if self.compensation is None else bind_for_activity(
                     self.func, self.compensation, args, kwargs, result,
                     self.compensation.__name__)
+                entry = ActivityCompleted(
+                    position=position, call=call, activity_name=self.name, result=stored,
+                    result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
+                    attempts=attempts, compensation=undo,
+                )
+                # The workflow sees the result as every replay will read it back.
+                seen = _read_back(entry, type_hints(self.func).get("return"), self.name)
             except NotSerializableError as exc:
                 await txn.rollback()
                 await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempts)
                 raise
-            entry = ActivityCompleted(
-                position=position, call=call, activity_name=self.name, result=stored,
-                result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
-                attempts=attempts, compensation=undo,
-            )
             # Not waited for unless the user's session shares its transaction: the
             # workflow goes on to its next step while this commits, so the two share
             # a batch (see InstanceJournal.submit).
@@ -156,7 +158,7 @@ class Activity(Generic[P, R]):
             await run.journal.settled()  # a hook hears of a result only once it is durable
         await fire(ctx.hooks, "on_activity_complete", ctx.instance_id, position, self.name,
                    result, False)
-        return result
+        return seen  # type: ignore[no-any-return]
 
     async def _attempts(
         self,
@@ -334,3 +336,17 @@ def activity(
     if func is None:
         return lambda f: Activity(f, retry_policy=retry_policy)
     return Activity(func, retry_policy=retry_policy)
+
+
+def _read_back(entry: ActivityCompleted, annotation: Any, name: str) -> Any:
+    """The recorded result as a replay reads it.
+
+    Raises:
+        NotSerializableError: If it cannot be read back (a replay could not either).
+    """
+    try:
+        return restore_result(entry, annotation)
+    except Exception as exc:
+        raise NotSerializableError(
+            f"the result of activity {name!r} cannot be read back from the journal as "
+            f"{entry.result_type or annotation}: {exc}") from exc

@@ -135,3 +135,25 @@ async def test_an_attribute_that_cannot_be_stored_is_named_in_a_warning(
     iid = await object_attribute.start()
     assert await app.wait_result(iid, timeout=15) == [7, True]  # the live run has both
     assert "attribute 'handle' of CarriesAnObject cannot be stored" in caplog.text
+
+
+@activity
+async def nested(ctx: WorkflowContext) -> Any:
+    return {"pair": (1, 2), "tags": {"a"}}
+
+
+@workflow
+async def reads_nested(ctx: WorkflowContext) -> list[str]:
+    value = await nested(ctx)
+    return [type(value["pair"]).__name__, type(value["tags"]).__name__]
+
+
+async def test_the_live_run_sees_a_result_as_the_journal_gives_it_back(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    """Inside an untyped dict a tuple and a set are stored as JSON lists; the live run
+    sees lists too, as every replay will, not the tuple and the set."""
+    app = make_app(sqlite_url)
+    await app.initialize()
+    iid = await reads_nested.start()
+    assert await app.wait_result(iid, timeout=15) == ["list", "list"]
