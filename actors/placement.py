@@ -85,7 +85,7 @@ class Placement:
         on_gained: Callable[[dict[int, int]], Awaitable[None]],
         on_released: Callable[[], Awaitable[None]],
         handover_seconds: float = 10.0,
-        unreachable: Callable[[], Collection[str]] = frozenset,
+        unreachable: Collection[str] = frozenset(),
         start_margin: float | None = None,
     ) -> None:
         self.store = store
@@ -99,6 +99,7 @@ class Placement:
         self._on_handover = on_handover
         self._on_gained = on_gained
         self._on_released = on_released
+        #: Nodes the transport says are gone (kept up to date by the node's liveness).
         self._unreachable = unreachable
         #: Lease time that must be left to start an activity (`surely_holds`).
         self.start_margin = lease_seconds / 10 if start_margin is None else start_margin
@@ -329,7 +330,7 @@ class Placement:
         and is free; note when the next partition this node should own expires."""
         async with self._lock:
             rows = await self.store.nodes()
-            unreachable = set(self._unreachable())
+            unreachable = set(self._unreachable)
             dead = [r.node_id for r in rows if self._dead(r, unreachable)]
             if dead:
                 log.info("nodes %s are dead; their partitions are free", dead)

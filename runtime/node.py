@@ -100,13 +100,13 @@ class Node:
             self.liveness = Liveness(transport, app.worker_id, app.liveness_interval,
                                      on_change=self._nudge,
                                      forget_after=10 * app.lease_seconds)
-        unreachable = self.liveness.unreachable if self.liveness is not None else set()
         self.placement = Placement(self.stores.leases, app.worker_id, app.service_name,
                                    app.lease_seconds, clock=app.clock,
                                    on_lost=self._lost,
                                    on_handover=runner.hand_over, on_gained=self._gained,
                                    on_released=self._released,
-                                   unreachable=lambda: unreachable,
+                                   unreachable=self.liveness.unreachable
+                                   if self.liveness is not None else frozenset(),
                                    start_margin=_NATS_START_MARGIN * app.lease_seconds
                                    if self.liveness is not None else None)
         self.timers = TimerService(self.stores.leases, app.worker_id, names,

@@ -117,6 +117,14 @@ def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(tp, config=pydantic.ConfigDict(val_json_bytes="base64"))
 
 
+def _adapter_of(tp: Any) -> pydantic.TypeAdapter[Any]:
+    """The (cached) adapter for annotation ``tp``; an unhashable one gets a fresh one."""
+    try:
+        return _adapter(tp)
+    except TypeError:  # unhashable annotation
+        return pydantic.TypeAdapter(tp)
+
+
 def fit(value: Any, tp: Any) -> Any:
     """``value`` checked against annotation ``tp`` by pydantic's rules (as a model
     field would be: ``"1.5"`` fits ``float``, ``"lots"`` does not), converted to it.
@@ -128,9 +136,7 @@ def fit(value: Any, tp: Any) -> Any:
     if tp in (None, Any, object, inspect.Parameter.empty):
         return value
     try:
-        adapter = _adapter(tp)
-    except TypeError:  # unhashable annotation
-        adapter = pydantic.TypeAdapter(tp)
+        adapter = _adapter_of(tp)
     except pydantic.PydanticSchemaGenerationError:
         return value
     return adapter.validate_python(value)
@@ -153,11 +159,7 @@ def restore(data: Any, tp: Any) -> Any:
         # A dataclass refuses a config of its own but follows the one of a tuple
         # around it, so its bytes fields come back from base64 as everywhere else.
         return restore([data], tuple[tp])[0]
-    try:
-        adapter = _adapter(tp)
-    except TypeError:  # unhashable annotation
-        adapter = pydantic.TypeAdapter(tp)
-    return adapter.validate_json(_encoder.encode(data))
+    return _adapter_of(tp).validate_json(_encoder.encode(data))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -18,6 +18,7 @@ from edda.journal.entries import WorkflowStarted
 from edda.journal.errors import JournalConflictError
 from edda.journal.store import Record
 from edda.runtime.hooks import fire
+from edda.runtime.limits import check_key
 
 if TYPE_CHECKING:
     from edda.journal.writes import Effect
@@ -30,13 +31,13 @@ def check_instance_id(instance_id: object) -> str:
 
     Raises:
         ValueError: If it is not a non-empty string of at most 255 characters
-            without dots or whitespace (it must be usable as an address).
+            without dots, whitespace or control characters (such as NUL).
     """
     if (not isinstance(instance_id, str) or not instance_id or len(instance_id) > 255
             or "." in instance_id or any(c.isspace() for c in instance_id)):
         raise ValueError(f"instance_id {instance_id!r} must be a non-empty string of at most "
                          "255 characters without dots or whitespace, such as 'order-42'")
-    return instance_id
+    return check_key(instance_id, "instance_id")  # what every key must be
 
 
 def _row(app: EddaApp, wf: Workflow[..., Any], instance_id: str, stored: dict[str, Any],

@@ -168,6 +168,8 @@ async def test_input_is_validated_against_plain_annotations(db_url: str,
     assert caught.value.errors()[0]["loc"] == ("amount",)
     with pytest.raises(pydantic.ValidationError, match="argument 'note'"):
         await charge.start(amount=1.0, note=5)
+    with pytest.raises(ValueError, match="control character"):
+        await charge.start(instance_id="a\x00b", amount=1.0)
     async with serve(app) as base, httpx.AsyncClient() as client:
         api = await client.post(f"{base}/api/workflows/charge", json={"amount": "lots"})
         event = await client.post(base, headers=STRUCTURED, content=json.dumps({
