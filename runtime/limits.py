@@ -32,6 +32,18 @@ def check_key(value: object, what: str, *, limit: int = MAX_KEY) -> str:
     return value
 
 
+def check_text(value: str, what: str) -> str:
+    """``value`` as free text a database column or JSON comparison may hold: any
+    length and character but NUL, which PostgreSQL's text cannot hold.
+
+    Raises:
+        ValueError: If it contains a NUL character.
+    """
+    if "\x00" in value:
+        raise ValueError(f"{what} {_show(value)} contains a NUL character")
+    return value
+
+
 def check_json_depth(body: bytes, *, limit: int = MAX_JSON_DEPTH) -> None:
     """Refuse a JSON text nested deeper than ``limit`` before it is parsed.
 

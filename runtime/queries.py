@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from edda.journal.codec import decode_json
 from edda.journal.store import InstanceFilter
+from edda.runtime.limits import check_key, check_text
 
 if TYPE_CHECKING:
     from edda.journal.stores import JournalStore
@@ -145,7 +146,7 @@ def _parse_token(token: str) -> tuple[float, str]:
     try:
         if not sep or not instance_id:
             raise ValueError
-        return float(started), instance_id
+        return float(started), check_key(instance_id, "page_token")
     except ValueError:
         raise ValueError(f"page_token {token!r} is not a token returned by find_instances") from None
 
@@ -167,11 +168,17 @@ async def find_instances(
         raise ValueError(f"limit must be an integer from 1 to 1000, got {limit!r}")
     if status is not None and status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    if workflow_name is not None:
+        check_key(workflow_name, "workflow_name")
+    if instance_id is not None:
+        check_key(instance_id, "instance_id")
     for path, value in (input_filters or {}).items():
         if not _JSON_PATH.match(path):
             raise ValueError(f"Invalid JSON path: {path!r}")
         if value is not None and not isinstance(value, bool | int | float | str):
             raise ValueError(f"input filter {path!r} must be None, bool, number or str")
+        if isinstance(value, str):
+            check_text(value, f"input filter {path!r}")
     where = InstanceFilter(
         status=status, workflow_name=workflow_name, instance_id=instance_id,
         started_after=_epoch(started_after, "started_after"),

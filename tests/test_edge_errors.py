@@ -87,6 +87,9 @@ async def test_malformed_requests_get_400_and_change_nothing(db_url: str,
             "NUL in API id": await client.get(f"{base}/api/instances/{nul_id}"),
             "NUL in history id": await client.get(f"{base}/api/instances/{nul_id}/history"),
             "long API id": await client.get(f"{base}/api/instances/{'i' * 300}"),
+            "NUL in a query": await client.get(f"{base}/api/instances?workflow_name=a%00"),
+            "NUL in a page token": await client.get(
+                f"{base}/api/instances?page_token=1.0%7C%7Ca%00"),
         }
     for what, response in answers.items():
         assert response.status_code == 400, (what, response.status_code, response.text)

@@ -15,11 +15,11 @@ import re
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edda import EddaApp, WorkflowContext, wait_event, workflow
@@ -125,7 +125,10 @@ def test_the_edge_never_fails_and_refusals_change_nothing(db_url: str) -> None:
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
         assert response.status_code < 500, (request, response.status_code, response.text)
         text = response.text
-        assert "SELECT" not in text and "INSERT" not in text and "edda_" not in text, text
+        # what the client sent may be echoed back; nothing else
+        sent = repr(request) + unquote(path)
+        for marker in ("SELECT", "INSERT", "edda_"):
+            assert marker not in text or marker in sent, (request, text)
         if response.status_code >= 400:
             assert await _rows(app) == before, (request, response.text)
 
@@ -134,6 +137,9 @@ def test_the_edge_never_fails_and_refusals_change_nothing(db_url: str) -> None:
         @settings(max_examples=1500, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         @given(requests())
+        @example(("GET", "/api/instances?workflow_name=%00", b"", {}))  # found by it once
+        @example(("GET", "/api/instances?page_token=1.0%7C%7Ca%00", b"", {}))
+        @example(("POST", "/cancel/edda_", b"null", {}))
         def one(request: tuple[str, str, bytes, dict[str, str]]) -> None:
             run(check(client, request))
 
