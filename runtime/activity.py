@@ -32,9 +32,8 @@ from edda.runtime.retry import DEFAULT_RETRY_POLICY, RetryMetadata, RetryPolicy
 from edda.runtime.saga import cancelled_error
 from edda.runtime.serialization import (
     NotSerializableError,
-    as_replayed,
-    error_info,
     rebuild_error,
+    record_error,
     to_jsonable,
     type_hints,
     type_path,
@@ -194,7 +193,7 @@ class Activity(Generic[P, R]):
                                           attempt)
                 if failed is exc:
                     raise
-                raise failed from exc
+                raise failed from failed.__cause__  # its cause chain is as the journal's
             except Exception as exc:
                 metadata.add_attempt(attempt, exc)
                 elapsed = time.monotonic() - started
@@ -204,9 +203,9 @@ class Activity(Generic[P, R]):
                         f"Activity {self.name} failed after {attempt} attempts: {reason}"
                     )
                     final.__cause__ = exc
-                    await self._fail(ctx, position, call, final, stored_args, stored_kwargs,
-                                     attempt)
-                    raise final from exc
+                    seen = await self._fail(ctx, position, call, final, stored_args,
+                                            stored_kwargs, attempt)
+                    raise seen from seen.__cause__
                 delay = policy.calculate_delay(attempt)
                 await fire(ctx.hooks, "on_activity_retry", ctx.instance_id, position, self.name,
                            exc, attempt, delay)
@@ -249,14 +248,14 @@ class Activity(Generic[P, R]):
         attempts: int,
     ) -> BaseException:
         """Journal the failure; return what the workflow sees of it, now as on replay."""
-        info = error_info(error)
+        info, seen = record_error(error)
         entry = ActivityFailed(
             position=position, call=call, activity_name=self.name, error=info,
             args=stored_args, kwargs=stored_kwargs, attempts=attempts,
         )
         await ctx._run.journal.append(entry, InstanceChange(current_activity_id=position))
         await fire(ctx.hooks, "on_activity_failed", ctx.instance_id, position, self.name, error)
-        return as_replayed(error, info)
+        return seen
 
     @property
     def _compensation_func(self) -> Callable[..., Any] | None:

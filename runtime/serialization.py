@@ -24,6 +24,7 @@ import pydantic
 import pydantic_core
 
 from edda.journal.entries import ErrorInfo
+from edda.runtime.errors import TerminalError
 from edda.runtime.names import resolve, stable_name
 
 if typing.TYPE_CHECKING:
@@ -187,11 +188,46 @@ def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
-    """An exception as a journal record, its cause included."""
+    """An exception as a journal record, its cause included; what cannot be stored
+    is left out, with a warning once per type and attribute."""
+    lost: list[tuple[str, NotSerializableError]] = []
+    info = _error_record(exc, lost)
+    _warn_lost(exc, lost)
+    return info
+
+
+def record_error(exc: Exception) -> tuple[ErrorInfo, BaseException]:
+    """An activity's failure as its journal record, and the exception the live run
+    raises for it: the same one every replay will raise.
+
+    A :class:`TerminalError` carries its details to the workflow on purpose, so one
+    whose arguments or attributes cannot be stored is refused: the failure recorded
+    is a :class:`NotSerializableError` that names the value. Any other exception is
+    recorded without what cannot be stored (with a warning), and the live run sees
+    it that way too.
+    """
+    lost: list[tuple[str, NotSerializableError]] = []
+    info = _error_record(exc, lost)
+    error: BaseException = exc
+    if lost and isinstance(exc, TerminalError):
+        what, problem = lost[0]
+        error = NotSerializableError(
+            f"{what} cannot be stored in the journal ({problem}); a TerminalError "
+            "carries its details to the workflow, so give it JSON-compatible values")
+        error.__cause__ = exc
+        info = _error_record(error, [])
+    else:
+        _warn_lost(exc, lost)
+    return info, as_replayed(error, info, exact=not lost)
+
+
+def _error_record(exc: BaseException, lost: list[tuple[str, NotSerializableError]]) -> ErrorInfo:
+    qualname = type(exc).__qualname__
     try:
         args = to_jsonable(list(exc.args), what="exception arguments")
-    except NotSerializableError:
+    except NotSerializableError as problem:
         args = []
+        lost.append((f"the arguments of {qualname}", problem))
     attributes: dict[str, Any] = {}
     for name, value in vars(exc).items():
         if name.startswith("_"):
@@ -199,23 +235,28 @@ def error_info(exc: BaseException) -> ErrorInfo:
         try:
             attributes[name] = to_jsonable(value, what=f"attribute {name!r}")
         except NotSerializableError as problem:
-            key = f"{stable_name(type(exc))}.{name}"
-            if key not in _warned_types:  # said once per type and attribute, not dropped silently
-                _warned_types.add(key)
-                log.warning("attribute %r of %s cannot be stored in the journal, so a replay "
-                            "raises the exception without it; store JSON-compatible values "
-                            "(%s)", name, type(exc).__qualname__, problem)
+            lost.append((f"attribute {name!r} of {qualname}", problem))
     cause = exc.__cause__
-    module, _, qualname = stable_name(type(exc)).partition(":")
+    module, _, stable_qualname = stable_name(type(exc)).partition(":")
     return ErrorInfo(
         module=module,
-        qualname=qualname,
+        qualname=stable_qualname,
         message=str(exc),
         args=args,
         attributes=attributes,
         traceback="".join(traceback.format_exception(exc)),
-        cause=error_info(cause) if cause is not None and cause is not exc else None,
+        cause=_error_record(cause, lost) if cause is not None and cause is not exc else None,
     )
+
+
+def _warn_lost(exc: BaseException, lost: list[tuple[str, NotSerializableError]]) -> None:
+    for what, problem in lost:
+        key = f"{stable_name(type(exc))}:{what}"
+        if key not in _warned_types:  # said once per type and value, not dropped silently
+            _warned_types.add(key)
+            log.warning("%s cannot be stored in the journal, so the exception is raised "
+                        "without it, live as on replay; store JSON-compatible values (%s)",
+                        what, problem)
 
 
 def rebuild_error(info: ErrorInfo) -> BaseException:
@@ -242,21 +283,22 @@ def rebuild_error(info: ErrorInfo) -> BaseException:
     return error
 
 
-def as_replayed(error: BaseException, info: ErrorInfo) -> BaseException:
+def as_replayed(error: BaseException, info: ErrorInfo, *, exact: bool = True) -> BaseException:
     """The exception a live run raises for ``error`` once it is recorded as ``info``:
-    ``error`` itself when a replay rebuilds its type, else what a replay will raise
-    (an exception class defined inside a function cannot be imported again), so
-    the live run and every replay see the same."""
-    if import_path(f"{info.module}:{info.qualname}") is type(error):
+    ``error`` itself when a replay rebuilds it exactly, else what a replay will raise
+    (a class defined inside a function cannot be imported again; a value that could
+    not be stored is missing), so the live run and every replay see the same."""
+    importable = import_path(f"{info.module}:{info.qualname}") is type(error)
+    if importable and exact:
         return error
     rebuilt = rebuild_error(info)
     key = f"{info.module}:{info.qualname}"
-    if key not in _warned_types:
+    if not importable and key not in _warned_types:
         _warned_types.add(key)
         log.warning("%s.%s cannot be imported again (defined inside a function?), so it is "
                     "raised as %s, the same as on replay; define exception classes at module "
                     "level", info.module, info.qualname, type(rebuilt).__name__)
-    rebuilt.__cause__ = error
+    rebuilt.__context__ = error  # shown in its traceback; the cause chain stays as on replay
     return rebuilt
 
 

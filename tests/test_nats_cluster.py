@@ -174,6 +174,12 @@ async def test_nats_url_is_checked(postgres_url: str) -> None:
                 transport=NatsTransport("nats://127.0.0.1:4222"))
     with pytest.raises(ValueError, match="nats_url must be a server URL"):
         EddaApp("t", postgres_url, nats_url=[])
+    # A URL the client could never connect to would be retried for ever: refused now.
+    for bad, why in [("nats://", "names no host"), ("http://127.0.0.1:4222", "scheme 'http'"),
+                     ("nats://127.0.0.1:99999", "out of range"),
+                     (["ws://127.0.0.1:8080", "nats://127.0.0.1:4222"], "mixes websocket")]:
+        with pytest.raises(ValueError, match=why):
+            EddaApp("t", postgres_url, nats_url=bad)
     with pytest.raises(ValueError, match="liveness_interval must be positive"):
         EddaApp("t", postgres_url, nats_url="nats://127.0.0.1:4222", liveness_interval=0)
 

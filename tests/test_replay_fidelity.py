@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from edda import EddaApp, TerminalError, WorkflowContext, activity, workflow
+from edda import (
+    EddaApp,
+    RetryExhaustedError,
+    RetryPolicy,
+    TerminalError,
+    WorkflowContext,
+    activity,
+    workflow,
+)
 from tests.support.gates import interrupt_and_restart
 from tests.test_workflows import GATES, gate
 
@@ -118,23 +126,63 @@ async def raises_with_an_object(ctx: WorkflowContext) -> None:
     raise CarriesAnObject("cannot keep the handle")
 
 
+class Unreachable(Exception):
+    pass
+
+
+@activity(retry_policy=RetryPolicy(max_attempts=1))
+async def fails_with_a_socket(ctx: WorkflowContext) -> None:
+    error = Unreachable("partner down")
+    error.socket = object()  # type: ignore[attr-defined]
+    error.host = "partner.example"  # type: ignore[attr-defined]
+    raise error
+
+
 @workflow
-async def object_attribute(ctx: WorkflowContext) -> list[Any]:
+async def unstorable_attributes(ctx: WorkflowContext) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
     try:
         await raises_with_an_object(ctx)
-    except CarriesAnObject as exc:
-        return [exc.code, hasattr(exc, "handle")]
-    return []
+    except CarriesAnObject:
+        seen["terminal"] = "arrived with an attribute the journal cannot hold"
+    except TypeError as exc:
+        seen["terminal"] = [type(exc).__name__, str(exc).split(" (")[0]]
+    try:
+        await fails_with_a_socket(ctx)
+    except RetryExhaustedError as exc:
+        cause = exc.__cause__
+        seen["other"] = [type(cause).__name__, getattr(cause, "host", None),
+                         hasattr(cause, "socket")]
+    await gate(ctx, "unstorable")
+    return seen
 
 
-async def test_an_attribute_that_cannot_be_stored_is_named_in_a_warning(
+UNSTORABLE = {
+    # a TerminalError is refused, naming the attribute
+    "terminal": ["NotSerializableError", "attribute 'handle' of CarriesAnObject cannot be stored "
+                 "in the journal"],
+    # any other exception loses what cannot be stored, live as on replay
+    "other": ["Unreachable", "partner.example", False],
+}
+
+
+async def test_what_an_exception_cannot_store_is_refused_or_left_out_live(
     sqlite_url: str, make_app: MakeApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = make_app(sqlite_url)
     await app.initialize()
-    iid = await object_attribute.start()
-    assert await app.wait_result(iid, timeout=15) == [7, True]  # the live run has both
-    assert "attribute 'handle' of CarriesAnObject cannot be stored" in caplog.text
+    iid = await unstorable_attributes.start()
+    assert await app.wait_result(iid, timeout=15) == UNSTORABLE
+    assert "attribute 'socket' of Unreachable cannot be stored" in caplog.text
+
+
+async def test_and_a_replay_sees_the_same(sqlite_url: str, make_app: MakeApp) -> None:
+    async def start() -> object:
+        return await unstorable_attributes.start()
+
+    app, _ = await interrupt_and_restart(make_app, sqlite_url, GATES, "unstorable", start)
+    (instance,) = (await app.find_instances(workflow_name="unstorable_attributes"))["instances"]
+    assert await app.wait_result(instance["instance_id"], timeout=15) == UNSTORABLE
 
 
 @activity

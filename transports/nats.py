@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import urllib.parse
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -126,6 +127,10 @@ class NatsTransport:
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         if not self.servers or not all(isinstance(s, str) and s for s in self.servers):
             raise ValueError(f"nats_url must be a server URL or a list of them, got {servers!r}")
+        schemes = {_check_server(server) for server in self.servers}
+        if schemes & {"ws", "wss"} and schemes - {"ws", "wss"}:
+            raise ValueError(f"nats_url mixes websocket and plain servers: {self.servers!r}; "
+                             "use one kind for the whole cluster")
         self.name = name
         self._buffer = buffer
         self._connect_timeout = connect_timeout
@@ -359,3 +364,24 @@ class NatsTransport:
                 await asyncio.wait_for(nc.flush(), _LAST_FLUSH)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), _LAST_FLUSH)
+
+
+def _check_server(server: str) -> str:
+    """The scheme of one server URL; a ``ValueError`` that says what is wrong with it
+    if the client could never connect to it (it would otherwise retry for ever)."""
+    url = server if "://" in server else f"nats://{server}"
+    problem = None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if parts.scheme not in ("nats", "tls", "ws", "wss"):
+            problem = f"the scheme {parts.scheme!r} is not nats, tls, ws or wss"
+        elif not parts.hostname:
+            problem = "it names no host"
+    if problem is not None:
+        raise ValueError(f"nats_url {server!r} is not a NATS server URL: {problem}; "
+                         "write it as nats://host:4222")
+    return parts.scheme
