@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -19,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -30,6 +32,7 @@ from edda import (
     WorkflowContext,
     activity,
     send_event,
+    wait_event,
     workflow,
 )
 from edda.journal.database import Database
@@ -38,6 +41,7 @@ from edda.testing import passivate_idle
 from tests.support.faults import MiB, ext4_volume, small_tmpfs
 from tests.support.gates import Gate, wait_for, wait_until
 from tests.support.pgserver import LocalPostgres
+from tests.support.web import serve
 from tests.test_workflows import GATES
 
 pytestmark = pytest.mark.anyio
@@ -397,3 +401,45 @@ async def test_sleepers_and_waiters_outlive_a_stopped_postgresql(
                    idle_seconds=60.0)
     await app.initialize()
     await _sleepers_and_waiters_outlive(app, own_postgres.stop_server, own_postgres.start_server)
+
+
+@workflow
+async def awaits_payment(ctx: WorkflowContext) -> object:
+    return (await wait_event(ctx, "payment.settled")).data
+
+
+@pytest.mark.postgres
+async def test_the_http_edge_answers_503_during_an_outage_and_loses_no_event(
+    own_postgres: LocalPostgres, make_app: Callable[..., EddaApp]
+) -> None:
+    app = make_app(own_postgres.create_database("edge"), lease_seconds=5.0)
+    await app.initialize()
+    iid = await awaits_payment.start()
+    await wait_until(lambda: _status(app, iid, "waiting_for_message"), "the instance to wait")
+    event = {"specversion": "1.0", "id": "pay-1", "type": "payment.settled", "source": "/bank",
+             "data": {"amount": 12}}
+    async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=60) as client:
+        await asyncio.to_thread(own_postgres.stop_server)
+        # A read cannot wait for the database: 503, retryable, and nothing of the
+        # driver's error in the body.
+        answer = await client.get("/api/instances")
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {"error": "the database is unavailable; try again shortly",
+                                 "error_type": "DatabaseUnavailable", "retryable": True}
+        # An event is acknowledged only once it is stored: the request waits out the
+        # outage and then answers 202.
+        posted = asyncio.create_task(client.post(
+            "/", content=json.dumps(event),
+            headers={"content-type": "application/cloudevents+json"}))
+        await wait_until(lambda: app._writer is not None and app._writer.retries > 0,
+                         "the event's write to wait for the database")
+        assert not posted.done()
+        await asyncio.to_thread(own_postgres.start_server)
+        assert (await posted).status_code == 202
+        assert (await client.get("/api/instances")).status_code == 200
+    assert await app.wait_result(iid, timeout=30) == {"amount": 12}
+
+
+async def _status(app: EddaApp, iid: str, status: str) -> bool:
+    found = await app.get_instance(iid)
+    return found is not None and found["status"] == status
