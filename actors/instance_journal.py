@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from edda.journal.group_commit import GroupCommitWriter
-    from edda.journal.store import Record
+    from edda.journal.records import Record
     from edda.journal.writes import Effect
 
 

@@ -65,6 +65,10 @@ class ActivityCompleted(_Entry, tag="activity_completed", frozen=True):
     kwargs: dict[str, Any] = {}
     attempts: int = 1
     compensation: CompensationCall | None = None
+    #: When the first attempt began (clock seconds); the record's own time is its end.
+    started_at: float | None = None
+    #: The failed attempts before this outcome: attempt, error_type, message, timestamp_ms.
+    failed_attempts: list[dict[str, Any]] = []
 
 
 class ActivityFailed(_Entry, tag="activity_failed", frozen=True):
@@ -77,6 +81,8 @@ class ActivityFailed(_Entry, tag="activity_failed", frozen=True):
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     attempts: int = 1
+    started_at: float | None = None
+    failed_attempts: list[dict[str, Any]] = []
 
 
 class WorkflowCompleted(_Entry, tag="workflow_completed", frozen=True):
@@ -237,6 +243,16 @@ class WorkflowRecurred(_Entry, tag="workflow_recurred", frozen=True):
     input: dict[str, Any]
 
 
+class WorkflowRetried(_Entry, tag="workflow_retried", frozen=True):
+    """A failed instance was asked to run again from its last good step: the entries
+    at ``superseded`` (its failure, and the activity failure that caused it) no
+    longer count; the rest of its journal replays as before."""
+
+    retried_by: str
+    retried_at: float
+    superseded: list[int]
+
+
 #: Entries that belong to one of the workflow's durable calls.
 CallEntry = (
     ActivityCompleted
@@ -257,7 +273,7 @@ CallEntry = (
 Entry = (
     WorkflowStarted | WorkflowCompleted | WorkflowFailed | WorkflowRecurred
     | CompensationsStarted | WorkflowCancelling | CompensationDone | WorkflowCancelled
-    | CallEntry
+    | WorkflowRetried | CallEntry
 )
 
 # Spelled out (not derived) so that isinstance() narrows for the type checker.

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from edda.journal import schema
 from edda.journal.cancel import CancelRequest, RequestCancel, cancel_request_of, pending_cancels
-from edda.journal.codec import decode_entry
+from edda.journal.records import Record, journal_records, last_record
+from edda.journal.retry import RequestRetry, RetryOutcome
 from edda.journal.writes import SqlStore
 
 if TYPE_CHECKING:
@@ -22,41 +23,8 @@ if TYPE_CHECKING:
     from edda.journal.cancel import CancelOutcome
     from edda.journal.database import Database
     from edda.journal.dialects import SqlDialect
-    from edda.journal.entries import Entry
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One stored journal entry."""
-
-    seq: int
-    entry: Entry
-    created_at: float
-
-
-def journal_records(conn: Connection, instance_id: str) -> list[Record]:
-    """Every entry of an instance's journal, in seq order (inside a query)."""
-    j = schema.journal
-    query = (
-        sa.select(j.c.seq, j.c.body, j.c.created_at)
-        .where(j.c.instance_id == instance_id)
-        .order_by(j.c.seq)
-    )
-    return [Record(row.seq, decode_entry(row.body), row.created_at)
-            for row in conn.execute(query)]
-
-
-def last_record(conn: Connection, instance_id: str) -> Record | None:
-    """The newest entry of an instance's journal (inside a query), or None."""
-    j = schema.journal
-    query = (
-        sa.select(j.c.seq, j.c.body, j.c.created_at)
-        .where(j.c.instance_id == instance_id)
-        .order_by(j.c.seq.desc())
-        .limit(1)
-    )
-    row = conn.execute(query).first()
-    return None if row is None else Record(row.seq, decode_entry(row.body), row.created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +136,9 @@ class SqlJournalStore(SqlStore):
 
     async def request_cancel(self, instance_id: str, by: str, at: float) -> CancelOutcome:
         return await self._write(RequestCancel(instance_id, by, at))
+
+    async def request_retry(self, instance_id: str, by: str, at: float) -> RetryOutcome:
+        return await self._write(RequestRetry(instance_id, by, at))
 
     async def pending_cancels(self, node_id: str) -> list[tuple[str, CancelRequest]]:
         return await self._db.query(lambda conn: pending_cancels(conn, node_id), patient=True)

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from edda.journal.leases import Claimed, NodeRow, Released
     from edda.journal.outbox import OutboxRow, Settled
     from edda.journal.partitions import Beat, PartitionRow
-    from edda.journal.store import InstanceFilter, Record
+    from edda.journal.records import Record
+    from edda.journal.retry import RetryOutcome
+    from edda.journal.store import InstanceFilter
     from edda.journal.waits import StoredEvent
 
 
@@ -51,6 +53,7 @@ class JournalStore(Protocol):
     async def list_rows(self, where: InstanceFilter, *, limit: int,
                         after: tuple[float, str] | None) -> list[dict[str, Any]]: ...
     async def request_cancel(self, instance_id: str, by: str, at: float) -> CancelOutcome: ...
+    async def request_retry(self, instance_id: str, by: str, at: float) -> RetryOutcome: ...
     async def pending_cancels(self, node_id: str) -> list[tuple[str, CancelRequest]]: ...
 
 

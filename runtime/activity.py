@@ -15,6 +15,7 @@ import functools
 import inspect
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import anyio.to_thread
@@ -125,9 +126,10 @@ class Activity(Generic[P, R]):
             await actor.held_back()
         await run.host.until_leased(ctx.instance_id)
         run.actor.begin_work()  # a running activity keeps the actor resident
+        tried = _Tried(run.clock.now())
         try:
             result, attempts, txn = await self._attempts(ctx, position, args, kwargs,
-                                                         stored_args, stored_kwargs, call)
+                                                         stored_args, stored_kwargs, call, tried)
             try:
                 stored = to_jsonable(result, what=f"result of activity {self.name!r}")
                 undo = None if self.compensation is None else bind_for_activity(
@@ -136,13 +138,15 @@ class Activity(Generic[P, R]):
                 entry = ActivityCompleted(
                     position=position, call=call, activity_name=self.name, result=stored,
                     result_type=type_path(result), args=stored_args, kwargs=stored_kwargs,
-                    attempts=attempts, compensation=undo,
+                    attempts=attempts, compensation=undo, started_at=tried.started_at,
+                    failed_attempts=tried.metadata.errors,
                 )
                 # The workflow sees the result as every replay will read it back.
                 seen = _read_back(entry, type_hints(self.func).get("return"), self.name)
             except NotSerializableError as exc:
                 await txn.rollback()
-                await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempts)
+                await self._fail(ctx, position, call, exc, stored_args, stored_kwargs, attempts,
+                                 tried)
                 raise
             # Not waited for unless the user's session shares its transaction: the
             # workflow goes on to its next step while this commits, so the two share
@@ -168,10 +172,11 @@ class Activity(Generic[P, R]):
         stored_args: Any,
         stored_kwargs: Any,
         call: int,
+        tried: _Tried,
     ) -> tuple[R, int, Transaction]:
         policy = self.retry_policy or ctx._run.default_retry_policy or DEFAULT_RETRY_POLICY
         started = time.monotonic()
-        metadata = RetryMetadata()
+        metadata = tried.metadata
         attempt = 0
         away = 0.0
         while True:
@@ -190,7 +195,7 @@ class Activity(Generic[P, R]):
                 await asyncio.sleep(away)
             except TerminalError as exc:
                 failed = await self._fail(ctx, position, call, exc, stored_args, stored_kwargs,
-                                          attempt)
+                                          attempt, tried)
                 if failed is exc:
                     raise
                 raise failed from failed.__cause__  # its cause chain is as the journal's
@@ -204,7 +209,7 @@ class Activity(Generic[P, R]):
                     )
                     final.__cause__ = exc
                     seen = await self._fail(ctx, position, call, final, stored_args,
-                                            stored_kwargs, attempt)
+                                            stored_kwargs, attempt, tried)
                     raise seen from seen.__cause__
                 delay = policy.calculate_delay(attempt)
                 await fire(ctx.hooks, "on_activity_retry", ctx.instance_id, position, self.name,
@@ -246,12 +251,14 @@ class Activity(Generic[P, R]):
         stored_args: Any,
         stored_kwargs: Any,
         attempts: int,
+        tried: _Tried,
     ) -> BaseException:
         """Journal the failure; return what the workflow sees of it, now as on replay."""
         info, seen = record_error(error)
         entry = ActivityFailed(
             position=position, call=call, activity_name=self.name, error=info,
             args=stored_args, kwargs=stored_kwargs, attempts=attempts,
+            started_at=tried.started_at, failed_attempts=tried.metadata.errors,
         )
         await ctx._run.journal.append(entry, InstanceChange(current_activity_id=position))
         await fire(ctx.hooks, "on_activity_failed", ctx.instance_id, position, self.name, error)
@@ -284,6 +291,14 @@ def _from_database(exc: BaseException) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+@dataclass
+class _Tried:
+    """One activity call's attempts so far: when the first began, and what failed."""
+
+    started_at: float
+    metadata: RetryMetadata = field(default_factory=RetryMetadata)
 
 
 class _DatabaseAway(Exception):

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from edda.actors.placement import Placement
     from edda.journal.clock import Clock
     from edda.journal.group_commit import GroupCommitWriter
+    from edda.journal.retry import RetryOutcome
     from edda.runtime.hooks import WorkflowHooks
     from edda.runtime.http import Authorizer
     from edda.runtime.workflow import Workflow
@@ -471,6 +472,29 @@ class EddaApp:
             raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
         outcome = await self._runner.cancel(instance_id, cancelled_by)
         return CancelResult(outcome.accepted, outcome.reason)
+
+    async def retry_workflow(self, instance_id: str, retried_by: str = "user"
+                             ) -> RetryOutcome:
+        """Run a failed instance again from its last good step.
+
+        The steps that completed are not run again (they replay from the journal);
+        the activity whose failure ended the run, and everything after it, runs
+        anew. Use it once the cause is fixed (a partner is back, a bug is fixed and
+        deployed). The journal keeps the failed attempt; its history shows both.
+
+        Returns:
+            A result that is true if the instance is running again; false, with
+            ``.reason``, for an unknown instance, one that has not failed, or one
+            that ran its compensations when it failed (its steps were undone, so
+            start a new instance instead).
+
+        Raises:
+            RuntimeError: If the app is not initialized.
+            ValueError: If ``retried_by`` is empty.
+        """
+        if not self._initialized:
+            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        return await self._runner.retry(instance_id, retried_by)
 
     async def wake(self, instance_id: str) -> None:
         """Ask the node that owns ``instance_id`` to run it (at most once; the sweep backs it)."""

@@ -352,6 +352,13 @@ class HttpEdge:
                                           "history": await app.get_history(instance_id)})
                 case ["instances", instance_id, "cancel"], "POST":
                     return await self._cancel(instance_id, "api_user")
+                case ["instances", instance_id, "retry"], "POST":
+                    retried = await app.retry_workflow(instance_id, "api_user")
+                    if retried:
+                        return Response(200, {"status": "running", "instance_id": instance_id})
+                    if retried.reason.startswith("no workflow instance"):
+                        return _not_found(instance_id)
+                    return _error(409, retried.reason, "NotRetryable", retryable=False)
         except (ValueError, TypeError) as exc:
             return _bad(exc)
         return _error(404, f"no API route {method} {request.path}; see /openapi.json",

@@ -25,7 +25,7 @@ from edda.journal import schema
 from edda.journal.appends import InstanceChange
 from edda.journal.cancel import CancelOutcome, CancelRequest
 from edda.journal.entries import WorkflowFailed
-from edda.journal.store import Record
+from edda.journal.records import Record
 from edda.journal.waits import EndAllWaits
 from edda.runtime.hooks import fire
 from edda.runtime.registry import app_context
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from edda.journal.database import Database
     from edda.journal.group_commit import GroupCommitWriter
     from edda.journal.leases import Claimed
+    from edda.journal.retry import RetryOutcome
     from edda.journal.stores import Stores
     from edda.runtime.app import EddaApp
     from edda.runtime.context import Recurred
@@ -353,6 +354,16 @@ class InstanceRunner:
                                                                       cancelled_by, now)
         if outcome.accepted:
             self.deliver_cancel(instance_id, outcome)
+        return outcome
+
+    async def retry(self, instance_id: str, retried_by: str) -> RetryOutcome:
+        """Put a failed instance back to running (see `RequestRetry`) and wake its owner."""
+        if not isinstance(retried_by, str) or not retried_by:
+            raise ValueError("retried_by must be a non-empty string naming who retries")
+        outcome = await self._require_stores().journal.request_retry(
+            instance_id, retried_by, self.clock.now())
+        if outcome.accepted:
+            self._require_router().send(instance_id, "wake")
         return outcome
 
     def deliver_cancel(self, instance_id: str, outcome: CancelOutcome) -> None:

@@ -79,6 +79,13 @@ OPENAPI: dict[str, Any] = {
             "summary": "Cancel an instance", "parameters": [_INSTANCE_ID],
             "responses": {"200": _ok("Cancel committed"),
                           "400": {"description": "Not cancellable or unknown"}}}},
+        "/api/instances/{instance_id}/retry": {"post": {
+            "summary": "Run a failed instance again from its last good step",
+            "parameters": [_INSTANCE_ID],
+            "responses": {"200": _ok("status running, instance_id"),
+                          "404": {"description": "Unknown", **_JSON_ERROR},
+                          "409": {"description": "Not failed, or compensated when it "
+                                                 "failed", **_JSON_ERROR}}}},
     },
     "components": {
         "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {

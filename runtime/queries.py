@@ -33,6 +33,7 @@ _EVENT_TYPES = {
     "message_published": "MessagePublished",
     "message_received": "ChannelMessageReceived",
     "workflow_recurred": "WorkflowRecurred",
+    "workflow_retried": "WorkflowRetried",
     "compensation_registered": "CompensationRegistered",
     "compensations_started": "CompensationsStarted",
     "workflow_cancelling": "WorkflowCancelling",
@@ -87,6 +88,7 @@ def _history_item(instance_id: str, row: dict[str, Any]) -> dict[str, Any]:
             "input": {"args": body.get("args", []), "kwargs": body.get("kwargs", {})},
             "attempts": body.get("attempts", 1),
         }
+        data.update(_timing(body, row["created_at"], kind))
     elif kind in ("activity_failed", "workflow_failed"):
         error = body["error"]
         data = {
@@ -97,6 +99,8 @@ def _history_item(instance_id: str, row: dict[str, Any]) -> dict[str, Any]:
         if kind == "activity_failed":
             data["activity_name"] = body["activity_name"]
             data["input"] = {"args": body.get("args", []), "kwargs": body.get("kwargs", {})}
+            data["attempts"] = body.get("attempts", 1)
+            data.update(_timing(body, row["created_at"], kind))
     elif kind == "compensation_done":
         activity_id = f"compensation:{body['registered_at']}"
         data = {"activity_name": body["name"], "compensation_id": body["registered_at"],
@@ -124,6 +128,30 @@ def _history_item(instance_id: str, row: dict[str, Any]) -> dict[str, Any]:
         "event_data": data,
         "created_at": iso(row["created_at"]),
     }
+
+
+def _timing(body: dict[str, Any], ended: float, kind: str) -> dict[str, Any]:
+    """When an activity call began and how long it took, and Edda's ``retry_metadata``
+    when it took more than one attempt."""
+    started = body.get("started_at")
+    timing: dict[str, Any] = {}
+    duration_ms = None
+    if started is not None:
+        duration_ms = max(0, round((ended - started) * 1000))
+        timing.update(started_at=iso(started), duration_ms=duration_ms)
+    errors = body.get("failed_attempts", [])
+    if errors or body.get("attempts", 1) > 1:
+        last = errors[-1] if errors else None
+        timing["retry_metadata"] = {
+            "total_attempts": body.get("attempts", 1),
+            "total_duration_ms": duration_ms or 0,
+            "exhausted": kind == "activity_failed"
+                         and body["error"]["qualname"] == "RetryExhaustedError",
+            "errors": errors,
+            "last_error": None if last is None else {"error_type": last["error_type"],
+                                                     "message": last["message"]},
+        }
+    return timing
 
 
 async def get_history(store: JournalStore, instance_id: str) -> list[dict[str, Any]]:

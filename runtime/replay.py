@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from edda.actors.instance import InstanceActor
     from edda.journal.clock import Clock
     from edda.journal.database import Database
-    from edda.journal.store import Record
+    from edda.journal.records import Record
     from edda.journal.stores import Stores
     from edda.runtime.registry import Registry
     from edda.runtime.retry import RetryPolicy
@@ -210,6 +210,8 @@ async def run_workflow(
     finished = _recorded_outcome(journal)
     if finished is not None:
         return finished
+    await fire(hooks, "on_workflow_activated", journal.instance_id, wf.name, started.input,
+               journal.records[0].created_at)
     run = InstanceRun(actor, journal, ReplayIndex(journal.instance_id, journal.records),
                       default_retry_policy, host, stores, db, clock,
                       journal.records[0].created_at, wf, registry, service_name)

@@ -36,7 +36,7 @@ from edda.runtime.serialization import error_info
 if TYPE_CHECKING:
     from edda.journal.cancel import CancelRequest
     from edda.journal.entries import ErrorInfo
-    from edda.journal.store import Record
+    from edda.journal.records import Record
     from edda.runtime.context import Recurred, WorkflowContext
     from edda.runtime.replay import InstanceRun
 
@@ -180,6 +180,7 @@ class Saga:
         for key, call in reversed(run.compensations):
             if key in done:
                 continue
+            error: Exception | None = None
             try:
                 attempts = await run_one(self._ctx, call, run.default_retry_policy)
                 entry = CompensationDone(registered_at=key, name=call.name, attempts=attempts)
@@ -190,5 +191,8 @@ class Saga:
                                          attempts=getattr(exc, "attempts", 1),
                                          error=error_info(exc))
                 failed.append(key)
+                error = exc
             await run.journal.append(entry)
+            await fire(self._hooks, "on_compensation", run.journal.instance_id, self._name,
+                       call.name, key, error)
         return failed

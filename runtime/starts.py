@@ -16,7 +16,7 @@ from edda.journal.appends import Append
 from edda.journal.codec import encode_json
 from edda.journal.entries import WorkflowStarted
 from edda.journal.errors import JournalConflictError
-from edda.journal.store import Record
+from edda.journal.records import Record
 from edda.runtime.hooks import fire
 from edda.runtime.limits import check_key
 

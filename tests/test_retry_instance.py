@@ -1,0 +1,192 @@
+"""Retrying a failed instance: it runs again from its last good step. Completed
+steps are not run again, the failed step and what follows run anew, a restart in
+the middle replays the retried journal, and what cannot be retried is refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from edda import (
+    EddaApp,
+    RetryExhaustedError,
+    RetryPolicy,
+    TerminalError,
+    WorkflowContext,
+    activity,
+    compensation,
+    on_failure,
+    workflow,
+)
+from tests.support.gates import Gate, finished, settle, wait_for
+from tests.support.web import serve
+
+pytestmark = pytest.mark.anyio
+MakeApp = Callable[..., EddaApp]
+
+RUNS: Counter[str] = Counter()
+BROKEN: set[str] = set()
+HOLD: dict[str, Gate] = {}
+
+
+@activity
+async def reserve(ctx: WorkflowContext, order: str) -> str:
+    RUNS["reserve"] += 1
+    return f"r-{order}"
+
+
+@activity(retry_policy=RetryPolicy(max_attempts=2, initial_interval=0.001))
+async def charge(ctx: WorkflowContext, order: str) -> str:
+    RUNS["charge"] += 1
+    if "partner" in BROKEN:
+        raise ConnectionError("payment partner unreachable")
+    return f"c-{order}"
+
+
+@activity
+async def ship(ctx: WorkflowContext, order: str) -> str:
+    RUNS["ship"] += 1
+    gate = HOLD.get("ship")
+    if gate is not None:
+        await gate.hold()
+    return f"s-{order}"
+
+
+@workflow
+async def order_flow(ctx: WorkflowContext, order: str) -> list[str]:
+    steps = [await reserve(ctx, order), await charge(ctx, order)]
+    if "workflow" in BROKEN:
+        raise RuntimeError("a bug in the workflow's own code")
+    steps.append(await ship(ctx, order))
+    return steps
+
+
+@compensation
+async def undo_reserve(ctx: WorkflowContext, order: str) -> None:
+    RUNS["undo"] += 1
+
+
+@activity
+@on_failure(undo_reserve)
+async def reserve_with_undo(ctx: WorkflowContext, order: str) -> str:
+    return f"r-{order}"
+
+
+@activity
+async def refuse(ctx: WorkflowContext) -> None:
+    raise TerminalError("no")
+
+
+@workflow
+async def compensated_flow(ctx: WorkflowContext, order: str) -> None:
+    await reserve_with_undo(ctx, order)
+    await refuse(ctx)
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> None:
+    RUNS.clear()
+    BROKEN.clear()
+    HOLD.clear()
+
+
+async def _failed(app: EddaApp, order: str) -> str:
+    iid = f"order-{order}"
+    with pytest.raises((RetryExhaustedError, RuntimeError)):  # start() runs it to its end
+        await order_flow.start(order=order, instance_id=iid)
+    await finished(app, iid, statuses=("failed",))
+    return iid
+
+
+async def test_a_failed_activity_runs_again_and_completed_steps_do_not(
+    db_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(db_url)
+    await app.initialize()
+    BROKEN.add("partner")
+    iid = await _failed(app, "o1")
+    assert RUNS == {"reserve": 1, "charge": 2}
+    BROKEN.clear()  # the partner is back
+    outcome = await app.retry_workflow(iid)
+    assert outcome and outcome.reason == "retried"
+    assert await app.wait_result(iid, timeout=10) == ["r-o1", "c-o1", "s-o1"]
+    assert RUNS == {"reserve": 1, "charge": 3, "ship": 1}
+    kinds = [item["event_type"] for item in await app.get_history(iid)]
+    # The history keeps the failed attempt, then the retry, then the new steps.
+    assert kinds == ["WorkflowStarted", "ActivityCompleted", "ActivityFailed", "WorkflowFailed",
+                     "WorkflowRetried", "ActivityCompleted", "ActivityCompleted",
+                     "WorkflowCompleted"]
+
+
+async def test_a_failure_of_the_workflow_code_runs_again_from_the_journal(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    BROKEN.add("workflow")
+    iid = await _failed(app, "o2")
+    BROKEN.clear()  # the bug is fixed
+    assert await app.retry_workflow(iid)
+    assert await app.wait_result(iid, timeout=10) == ["r-o2", "c-o2", "s-o2"]
+    assert RUNS == {"reserve": 1, "charge": 1, "ship": 1}
+
+
+async def test_a_restart_during_the_retried_run_replays_it(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    first = make_app(sqlite_url)
+    await first.initialize()
+    BROKEN.add("partner")
+    iid = await _failed(first, "o3")
+    BROKEN.clear()
+    HOLD["ship"] = Gate()
+    assert await first.retry_workflow(iid)
+    waiting = asyncio.create_task(first.wait_result(iid))
+    await wait_for(HOLD["ship"].reached)
+    await first.shutdown()  # crashes out of the retried run, inside ship
+    await settle(waiting)
+    del HOLD["ship"]
+    second = make_app(sqlite_url)
+    await second.initialize()
+    assert await second.wait_result(iid, timeout=10) == ["r-o3", "c-o3", "s-o3"]
+    assert RUNS == {"reserve": 1, "charge": 3, "ship": 2}
+
+
+async def test_what_cannot_be_retried_is_refused(sqlite_url: str, make_app: MakeApp) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    done = await order_flow.start(order="o4")
+    await finished(app, done, statuses=("completed",))
+    outcome = await app.retry_workflow(done)
+    assert not outcome and "is completed; only a failed instance" in outcome.reason
+    missing = await app.retry_workflow("no-such-instance")
+    assert not missing and "no workflow instance" in missing.reason
+    compensated = "compensated-o5"
+    with pytest.raises(TerminalError):
+        await compensated_flow.start(order="o5", instance_id=compensated)
+    await finished(app, compensated, statuses=("failed",))
+    outcome = await app.retry_workflow(compensated)
+    assert not outcome and "ran its compensations" in outcome.reason
+    assert (await app.get_instance(compensated) or {})["status"] == "failed"
+    assert RUNS["undo"] == 1
+
+
+async def test_the_json_api_retries(sqlite_url: str, make_app: MakeApp) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    BROKEN.add("partner")
+    iid = await _failed(app, "o6")
+    BROKEN.clear()
+    async with serve(app) as base, httpx.AsyncClient(base_url=base) as client:
+        answer = await client.post(f"/api/instances/{iid}/retry")
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "running", "instance_id": iid}
+        assert await app.wait_result(iid, timeout=10) == ["r-o6", "c-o6", "s-o6"]
+        again = await client.post(f"/api/instances/{iid}/retry")
+        assert again.status_code == 409
+        assert again.json()["error_type"] == "NotRetryable"
+        assert (await client.post("/api/instances/nobody/retry")).status_code == 404
