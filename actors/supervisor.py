@@ -60,6 +60,7 @@ class Supervisor:
         self._on_give_up = on_give_up
         self._on_exit = on_exit
         self._context = context
+        self._labels: dict[str, str] = {}
         self.max_restarts = max_restarts
         self.period = period
         self.backoff_initial = backoff_initial
@@ -89,8 +90,9 @@ class Supervisor:
     def __len__(self) -> int:
         return len(self._actors)
 
-    def spawn(self, key: str, body: Body) -> bool:
-        """Start an actor unless one already runs under ``key``.
+    def spawn(self, key: str, body: Body, *, label: str | None = None) -> bool:
+        """Start an actor unless one already runs under ``key``; logs name it ``label``
+        (``key`` by default).
 
         Returns:
             True if a new actor was started.
@@ -106,14 +108,20 @@ class Supervisor:
             self._supervise(key, body), name=f"edda-actor:{key}",
             context=None if self._context is None else self._context.copy())
         self._actors[key] = task
+        if label is not None:
+            self._labels[key] = label
         task.add_done_callback(lambda _t: self._exited(key, task))
         return True
 
     def _exited(self, key: str, task: asyncio.Task[None]) -> None:
         if self._actors.get(key) is task:
             del self._actors[key]
+            self._labels.pop(key, None)
         if self._on_exit is not None:
             self._on_exit(key)
+
+    def _describe(self, key: str) -> str:
+        return self._labels.get(key, key)
 
     async def _supervise(self, key: str, body: Body) -> None:
         crashes: deque[float] = deque()
@@ -123,28 +131,28 @@ class Supervisor:
                 await body()
                 return
             except ActorStopped as exc:
-                log.warning("actor %s stopped: %s", key, exc)
+                log.warning("actor %s stopped: %s", self._describe(key), exc)
                 return
             except (Exception, WriteLost) as exc:
                 if _cause_is_transient(exc):
                     log.warning("actor %s paused: the database is unavailable (%s); "
-                                "restarting it from its journal in %.2fs", key, describe(exc),
-                                delay)
+                                "restarting it from its journal in %.2fs", self._describe(key),
+                                describe(exc), delay)
                 else:
                     now = time.monotonic()
                     crashes.append(now)
                     while crashes and crashes[0] < now - self.period:
                         crashes.popleft()
                     if len(crashes) > self.max_restarts:
-                        log.error("actor %s crashed %d times; giving up", key, len(crashes),
-                                  exc_info=exc)
+                        log.error("actor %s crashed %d times; giving up and parking it as "
+                                  "failed", self._describe(key), len(crashes), exc_info=exc)
                         try:
                             await self._on_give_up(key, exc)
                         except Exception:
                             log.exception("could not park actor %s as failed", key)
                         return
                     log.warning("actor %s crashed (%s); restarting from its journal in %.2fs",
-                                key, exc, delay, exc_info=exc)
+                                self._describe(key), exc, delay, exc_info=exc)
                 self.restarts += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)

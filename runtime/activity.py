@@ -212,6 +212,9 @@ class Activity(Generic[P, R]):
                                             stored_kwargs, attempt, tried)
                     raise seen from seen.__cause__
                 delay = policy.calculate_delay(attempt)
+                log.info("activity %s of workflow %s %s failed (attempt %d): %s: %s; trying "
+                         "again in %.2fs", self.name, ctx.workflow_name, ctx.instance_id,
+                         attempt, type(exc).__name__, exc, delay)
                 await fire(ctx.hooks, "on_activity_retry", ctx.instance_id, position, self.name,
                            exc, attempt, delay)
                 _check_cancel(ctx)

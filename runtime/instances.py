@@ -228,7 +228,7 @@ class InstanceRunner:
                     return  # never stored: nothing to run (start() says so)
             await self._run(instance_id, workflow_name, epoch, given, pending)
 
-        self.supervisor.spawn(instance_id, body)
+        self.supervisor.spawn(instance_id, body, label=f"{workflow_name} {instance_id}")
 
     def activate_claimed(self, claimed: Claimed) -> None:
         self.activate(claimed.instance_id, claimed.workflow_name, claimed.epoch)

@@ -245,8 +245,9 @@ class OutboxRelayer:
     def _retry(self, row: OutboxRow, error: str) -> Settled:
         self.failed_attempts += 1
         if row.attempts >= self.max_retries:
-            log.error("outbox event %s (%s) is dead after %d attempts: %s", row.event_id,
-                      row.event_type, row.attempts, error)
+            log.error("outbox event %s (type %s, source %s) is dead after %d attempts; it "
+                      "stays in the outbox as dead: %s", row.event_id, row.event_type,
+                      row.event_source, row.attempts, error)
             return Settled(row.id, "dead", f"{row.attempts} attempts; last: {error}")
         return Settled(row.id, "pending", error, self._now() + self.backoff(row.attempts))
 

@@ -29,7 +29,7 @@ from edda.journal.entries import (
 )
 from edda.journal.waits import EndAllWaits
 from edda.runtime.compensation import run_one
-from edda.runtime.errors import WorkflowCancelledException
+from edda.runtime.errors import NonDeterminismError, TerminalError, WorkflowCancelledException
 from edda.runtime.hooks import fire
 from edda.runtime.serialization import error_info
 
@@ -135,6 +135,7 @@ class Saga:
             InstanceChange(status="failed", output=failure_output(info, failed)),
             effects=(EndAllWaits(actor.instance_id),),
         )
+        _log_failure(self._name, actor.instance_id, error, failed)
         await fire(self._hooks, "on_workflow_failed", actor.instance_id, self._name, error)
         return Outcome(error=error)
 
@@ -185,8 +186,9 @@ class Saga:
                 attempts = await run_one(self._ctx, call, run.default_retry_policy)
                 entry = CompensationDone(registered_at=key, name=call.name, attempts=attempts)
             except Exception as exc:
-                log.warning("compensation %s of %s (registered at %s) failed for good: %s",
-                            call.name, run.journal.instance_id, key, exc)
+                log.error("compensation %s of workflow %s %s (registered at %s) failed for "
+                          "good: %s: %s", call.name, run.journal.workflow_name,
+                          run.journal.instance_id, key, type(exc).__name__, exc)
                 entry = CompensationDone(registered_at=key, name=call.name,
                                          attempts=getattr(exc, "attempts", 1),
                                          error=error_info(exc))
@@ -196,3 +198,18 @@ class Saga:
             await fire(self._hooks, "on_compensation", run.journal.instance_id, self._name,
                        call.name, key, error)
         return failed
+
+
+def _log_failure(name: str, instance_id: str, error: BaseException, failed: list[str]) -> None:
+    """Say once, when an instance ends failed, why; a journal that no longer matches
+    the code is told apart, since only a deploy (or a retry after one) helps it."""
+    if isinstance(error, NonDeterminismError):
+        log.error("workflow %s %s is parked as failed: its code no longer matches its "
+                  "journal (%s); deploy the old code or a new workflow name, then retry it",
+                  name, instance_id, error)
+        return
+    undone = f"; compensations that failed: {', '.join(failed)}" if failed else ""
+    # A TerminalError is the workflow's own decision: its message says enough.
+    detail = None if isinstance(error, TerminalError) else error
+    log.warning("workflow %s %s failed: %s: %s%s", name, instance_id, type(error).__name__,
+                error, undone, exc_info=detail)

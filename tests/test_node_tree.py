@@ -170,7 +170,7 @@ async def test_a_three_day_sleep_under_a_mock_clock(
 
 
 async def test_leases_are_judged_by_the_database_clock_not_the_hosts(
-    sqlite_url: str, make_app: MakeApp
+    sqlite_url: str, make_app: MakeApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Node A's clock runs an hour ahead and then stands still (a frozen host). Judged
     # by host clocks its lease would look valid for an hour; the database says 0.5 s.
@@ -193,6 +193,9 @@ async def test_leases_are_judged_by_the_database_clock_not_the_hosts(
         return lease.lost >= 1
 
     await wait_until(lost, "node A to notice it lost its lease")
+    said = [r for r in caplog.records if r.name == "edda.placement"
+            and f"node {node_a.worker_id} lost its lease" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.ERROR
 
 
 class _CrashesOnce:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -209,7 +210,7 @@ async def _statuses(app: EddaApp) -> dict[str, str]:
 
 
 async def test_relayer_retries_failures_and_timeouts_and_parks_dead_events(
-        sqlite_url: str, make_app: MakeApp) -> None:
+        sqlite_url: str, make_app: MakeApp, caplog: pytest.LogCaptureFixture) -> None:
     app = make_app(sqlite_url)
     await app.initialize()
     iid = await emits.start(names=["flaky", "slow", "broken", "refused", "fine"])
@@ -237,6 +238,9 @@ async def test_relayer_retries_failures_and_timeouts_and_parks_dead_events(
     assert delivered.count(refused) == 1 and delivered.count(fine) == 1
     assert delivered.count(slow) == 2  # timed out once: delivered twice, same id
     assert set(sink.accepted_ids()) == {flaky, slow, fine}
+    dead = [r for r in caplog.records if "is dead after" in r.getMessage()]
+    assert len(dead) == 1 and dead[0].levelno == logging.ERROR
+    assert broken in dead[0].getMessage() and "HTTP 503" in dead[0].getMessage()
     rows = {row["event_id"]: row for row in await _rows(app)}
     assert rows[broken]["attempts"] == 3 and "503" in rows[broken]["last_error"]
     assert rows[flaky]["attempts"] == 3 and rows[fine]["attempts"] == 1
