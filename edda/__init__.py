@@ -15,6 +15,12 @@ _checkout = _Path(__file__).resolve().parent.parent
 if not _Path(__file__).with_name("runtime").is_dir() and (_checkout / "runtime").is_dir():
     __path__.append(str(_checkout))
 
+# Edda's module paths that share a name with a decorator (edda.activity, edda.workflow,
+# edda.compensation) are loaded first, so the names below rebind to the decorators:
+# loaded later, by a user's `import edda.workflow`, they would replace them.
+import edda.activity as _activity_module  # noqa: F401
+import edda.compensation as _compensation_module  # noqa: F401
+import edda.workflow as _workflow_module  # noqa: F401
 from edda.actors.node import NodeFailedError as NodeFailedError
 from edda.actors.node import ServiceStartError as ServiceStartError
 from edda.journal.errors import DatabaseUnavailableError as DatabaseUnavailableError
