@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,6 +53,35 @@ class DatabaseURL:
 
     url: str
     dialect: Dialect
+
+
+_warned_memory = False
+
+
+def memory_stand_in(db_url: str) -> tuple[str, Path] | None:
+    """For an in-memory SQLite ``db_url`` (``sqlite:///:memory:``), the URL of a file in
+    a new temporary folder that stands in for it, and that folder; else None.
+
+    The runtime's connections (writer, readers, the wake-up bell) need one database
+    they all open, so "in memory" is a private file the caller removes when done.
+    It survives no crash: said once per process.
+    """
+    global _warned_memory
+    try:
+        url = make_url(db_url) if isinstance(db_url, str) else None
+    except ArgumentError:
+        return None
+    if url is None or url.drivername.partition("+")[0] != "sqlite":
+        return None
+    if url.database not in (None, "", ":memory:"):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="edda-memory-"))
+    if not _warned_memory:
+        _warned_memory = True
+        log.warning("db_url %r: an in-memory database keeps nothing after the process ends "
+                    "or crashes; fine for tests, use a file ('sqlite:///edda.db') or "
+                    "PostgreSQL for anything durable", db_url)
+    return url.set(database=str(folder / "edda.db")).render_as_string(False), folder
 
 
 def parse_db_url(db_url: str) -> DatabaseURL:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import uuid
+import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from edda.journal.channels import StoreMessage, new_message_id
 from edda.journal.clock import SystemClock
-from edda.journal.database import Database
+from edda.journal.database import Database, memory_stand_in
 from edda.journal.stores import Stores, sql_stores
 from edda.runtime import queries, starts
 from edda.runtime.bell import own_transport
@@ -174,6 +176,10 @@ class EddaApp:
         self._http = HttpEdge(self, max_body_bytes=max_body_bytes, authorize=authorize,
                               authorize_events=authorize_events)
         self.service_name = service_name
+        stand_in = memory_stand_in(db_url)
+        if stand_in is not None:  # sqlite:///:memory: is a private file, gone with the app
+            db_url, folder = stand_in
+            weakref.finalize(self, shutil.rmtree, folder, True)
         self.db_url = db_url
         self.outbox_enabled = outbox_enabled
         self.broker_url = broker_url
