@@ -58,6 +58,14 @@ class DatabaseURL:
 _warned_memory = False
 
 
+def shown_url(db_url: str) -> str:
+    """``db_url`` as errors and logs may show it: without its password."""
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except (ArgumentError, TypeError):
+        return "<a db_url that is not a URL>"
+
+
 def memory_stand_in(db_url: str) -> tuple[str, Path] | None:
     """For an in-memory SQLite ``db_url`` (``sqlite:///:memory:``), the URL of a file in
     a new temporary folder that stands in for it, and that folder; else None.

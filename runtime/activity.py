@@ -25,7 +25,7 @@ from edda.journal.appends import InstanceChange
 from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.faults import describe, is_transient
 from edda.runtime.compensation import bind_for_activity, compensation_of
-from edda.runtime.context import WorkflowContext
+from edda.runtime.context import WorkflowContext, check_context_parameter
 from edda.runtime.errors import RetryExhaustedError, TerminalError
 from edda.runtime.hooks import fire
 from edda.runtime.replay import restore_result
@@ -67,6 +67,7 @@ class Activity(Generic[P, R]):
     ) -> None:
         if not callable(func):
             raise TypeError(f"@activity needs a function, got {func!r}")
+        check_context_parameter(func, "Activity")
         if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
             raise TypeError(f"retry_policy must be a RetryPolicy, got {type(retry_policy)!r}")
         self.func = func

@@ -230,3 +230,37 @@ class WorkflowContext:
             f"executed_activities={len(self.executed_activity_ids)}, "
             f"is_replaying={self.is_replaying})"
         )
+
+
+def check_context_parameter(func: Any, kind: str) -> None:
+    """Refuse, when it is decorated, a workflow or activity whose first parameter
+    cannot be the `WorkflowContext` the runtime passes it.
+
+    Raises:
+        TypeError: If ``func`` takes no positional parameter, or its first one is
+            annotated with another type; the message shows the expected form.
+    """
+    import inspect
+
+    name = getattr(func, "__name__", repr(func))
+    params = list(inspect.signature(func).parameters.values())
+    expected = f"write it as 'async def {name}(ctx: WorkflowContext, ...)'"
+    if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY,
+                                            inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        raise TypeError(f"{kind} {name!r} must take the WorkflowContext as its first "
+                        f"positional parameter; {expected}")
+    first = params[0]
+    annotation = first.annotation
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return
+    if isinstance(annotation, str):
+        annotation = annotation.strip("'\"")
+        accepted = annotation in ("Any", "typing.Any") or annotation.endswith("Context")
+    else:
+        accepted = isinstance(annotation, type) and issubclass(annotation, WorkflowContext)
+    if not accepted:
+        shown = annotation if isinstance(annotation, str) else getattr(
+            annotation, "__name__", repr(annotation))
+        raise TypeError(f"{kind} {name!r}: its first parameter {first.name!r} is annotated "
+                        f"{shown}, but the first parameter receives the WorkflowContext; "
+                        f"{expected}")

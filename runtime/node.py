@@ -50,6 +50,8 @@ from edda.actors.placement import Placement
 from edda.actors.recovery import Recovery
 from edda.actors.routing import PartitionInbox, Router
 from edda.actors.timers import TimerService
+from edda.journal.database import shown_url
+from edda.journal.faults import describe
 from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.leases import RemoveNodes
 from edda.journal.migrations import migrate
@@ -165,10 +167,11 @@ class Node:
                     # NATS down: the node works on, says so, and keeps trying.
                     await transport.start(timeout=1.0)
         except TimeoutError:
-            raise ServiceStartError("database", "it did not answer within "
-                                                f"{self._app.start_timeout:g} s") from None
+            raise ServiceStartError("database", f"{shown_url(self._app.db_url)} did not answer "
+                                                f"within {self._app.start_timeout:g} s") from None
         except Exception as exc:
-            raise ServiceStartError("database", exc) from exc
+            raise ServiceStartError("database", f"cannot use {shown_url(self._app.db_url)} "
+                                                f"({describe(exc)})") from exc
         if self.relayer is not None:
             self.runner.on_outbox = self.relayer.wake
         await self.tree.start()

@@ -36,7 +36,20 @@ class Registry:
             self.add_workflow(wf)
 
     def add_workflow(self, wf: Workflow[..., Any]) -> None:
-        """Register a workflow under its name; a later definition replaces an earlier one."""
+        """Register a workflow under its name.
+
+        The same definition run again (a module reloaded, a function defined in a
+        loop or a test) replaces the earlier one.
+
+        Raises:
+            ValueError: If another function is registered under that name already:
+                instances record only the name, so they would run the wrong code.
+        """
+        earlier = self._workflows.get(wf.name)
+        if earlier is not None and _origin(earlier.func) != _origin(wf.func):
+            raise ValueError(
+                f"two workflows are named {wf.name!r}: {_origin(earlier.func)} and "
+                f"{_origin(wf.func)}; instances are found by name, so rename one function")
         self._workflows[wf.name] = wf
 
     def remove_workflow(self, name: str) -> None:
@@ -65,6 +78,10 @@ class Registry:
         if found is None and self._parent is not None:
             return self._parent.compensation(name)
         return found
+
+
+def _origin(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
 
 
 #: What the decorators register into.

@@ -33,6 +33,7 @@ from typing import (
 
 import pydantic
 
+from edda.runtime.context import check_context_parameter
 from edda.runtime.errors import WorkflowNotInitializedError
 from edda.runtime.registry import current_app, register_workflow
 from edda.runtime.serialization import fit, restore, to_jsonable, type_hints
@@ -68,12 +69,8 @@ class Workflow(Generic[P, R]):
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"Workflow {getattr(func, '__name__', func)!r} must be an async function "
                             "(define it with 'async def')")
+        check_context_parameter(func, "Workflow")
         params = list(inspect.signature(func).parameters.values())
-        if not params or params[0].kind not in (
-            inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
-        ):
-            raise TypeError(f"Workflow {func.__name__!r} must take the WorkflowContext as its "
-                            "first positional parameter")
         self.func = func
         self.name: str = func.__name__
         self.event_handler = event_handler
@@ -162,7 +159,8 @@ class Workflow(Generic[P, R]):
                 arguments[key] = value
         return arguments
 
-    async def start(self, lock_timeout_seconds: int | None = None, **kwargs: Any) -> str:
+    async def start(self, *args: Any, lock_timeout_seconds: int | None = None,
+                    **kwargs: Any) -> str:
         """Start a new instance and run it until it completes, fails or suspends.
 
         ``instance_id="order-42"`` chooses the instance's id (unless the workflow
@@ -179,6 +177,8 @@ class Workflow(Generic[P, R]):
             pydantic.ValidationError: For input that fails validation (nothing is written).
             Exception: Whatever the workflow raised; the instance is then ``failed``.
         """
+        if args:
+            raise TypeError(self._keywords_only(args))
         app = current_app()
         if app is None:
             raise WorkflowNotInitializedError(
@@ -186,6 +186,12 @@ class Workflow(Generic[P, R]):
                 "before starting workflows (await app.initialize() or 'async with app:')."
             )
         return await app.start_workflow(self, **kwargs)
+
+    def _keywords_only(self, args: tuple[Any, ...]) -> str:
+        names = list(self._params)
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(names, args, strict=False))
+        return (f"{self.name}.start() takes keyword arguments only, got {len(args)} positional; "
+                f"call it as {self.name}.start({shown or '...'})")
 
     async def __call__(self, *args: Any, **kwargs: Any) -> R:
         """Call the plain function (no journal); for tests."""

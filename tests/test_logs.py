@@ -21,6 +21,7 @@ from edda import (
     on_failure,
     workflow,
 )
+from edda.runtime import registry
 from tests.support.gates import finished, interrupt_and_restart
 from tests.test_workflows import GATES, add, gate
 
@@ -133,6 +134,8 @@ async def test_an_instance_parked_for_non_determinism_says_so(
         return 0
 
     def deploy_changed_code() -> None:
+        registry.DEFAULT.remove_workflow("drifting")  # the old code is gone
+
         @workflow
         async def drifting(ctx: WorkflowContext) -> int:
             await gate(ctx, "drifted")

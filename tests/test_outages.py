@@ -404,7 +404,7 @@ async def test_sleepers_and_waiters_outlive_a_stopped_postgresql(
 
 
 @workflow
-async def awaits_payment(ctx: WorkflowContext) -> object:
+async def awaits_settlement(ctx: WorkflowContext) -> object:
     return (await wait_event(ctx, "payment.settled")).data
 
 
@@ -414,7 +414,7 @@ async def test_the_http_edge_answers_503_during_an_outage_and_loses_no_event(
 ) -> None:
     app = make_app(own_postgres.create_database("edge"), lease_seconds=5.0)
     await app.initialize()
-    iid = await awaits_payment.start()
+    iid = await awaits_settlement.start()
     await wait_until(lambda: _status(app, iid, "waiting_for_message"), "the instance to wait")
     event = {"specversion": "1.0", "id": "pay-1", "type": "payment.settled", "source": "/bank",
              "data": {"amount": 12}}

@@ -106,6 +106,8 @@ async def test_changed_code_raises_non_determinism_and_parks(
         return 0
 
     def deploy_changed_code() -> None:
+        registry.DEFAULT.remove_workflow("evolving_wf")  # the old code is gone
+
         @workflow
         async def evolving_wf(ctx: WorkflowContext) -> int:
             try:

@@ -326,7 +326,7 @@ def test_non_async_workflow_is_rejected() -> None:
             return None
 
 
-@pytest.mark.parametrize("url", ["mysql://x@localhost/db", "sqlite://", "redis://x", ""])
+@pytest.mark.parametrize("url", ["mysql://x@localhost/db", "sqlite+pysqlite:///x.db", "redis://x", ""])
 def test_unsupported_db_url_is_rejected(url: str) -> None:
     with pytest.raises(ValueError, match="db_url"):
         EddaApp("svc", url)
