@@ -7,7 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
+# A .venv whose Python is missing or too old (made before an upgrade, or by another
+# python3) is removed, so the rules below build it again.
+VENV_OK := $(shell $(BIN)/python -c 'import sys; print(int(sys.version_info >= (3, 11)))' 2>/dev/null)
+ifneq ($(VENV_OK),1)
+$(shell rm -rf $(VENV))
+endif
+
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edda-actors needs Python 3.11 or newer; run make with PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]" --config-settings editable_mode=strict

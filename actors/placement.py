@@ -87,8 +87,12 @@ class Placement:
         handover_seconds: float = 10.0,
         unreachable: Collection[str] = frozenset(),
         start_margin: float | None = None,
+        observer: bool = False,
     ) -> None:
         self.store = store
+        #: An observer registers no row, so it never owns a partition: it serves
+        #: queries and sends starts and cancels to the owners, and runs nothing.
+        self.observer = observer
         self.node_id = node_id
         self.service_name = service_name
         self.lease_seconds = lease_seconds
@@ -212,6 +216,11 @@ class Placement:
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Register, take this node's share, report ready, then beat and rebalance
         until cancelled."""
+        if self.observer:
+            self.count = len(await self.store.partitions())
+            self._settled.set()
+            task_status.started()
+            await asyncio.Event().wait()  # holds nothing, so there is nothing to renew
         await self._register()
         await self.rebalance()
         task_status.started()

@@ -1,7 +1,7 @@
 """Edda + LlamaIndex demo: a LlamaIndex workflow that waits for approval and survives SIGKILL.
 
 Run it with ``.venv/bin/python examples/llamaindex_order.py`` after ``make test``
-(or ``pip install 'edda-actors[llamaindex]'``). It needs no LLM and no network.
+(or ``pip install '/path/to/edda-actors[llamaindex]'``). It needs no LLM and no network.
 
 1. Order A is small: its LlamaIndex steps run start to finish in this process.
 2. Order B is large: a child process validates and reserves it, then the
@@ -15,7 +15,9 @@ Run it with ``.venv/bin/python examples/llamaindex_order.py`` after ``make test`
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -29,6 +31,8 @@ from edda import EddaApp, WorkflowContext, send_event, workflow
 from edda.integrations.llamaindex import DurableWaitEvent, DurableWorkflowRunner, ResumeEvent
 
 WORKDIR = Path(os.environ.get("EDDA_DEMO_DIR") or tempfile.mkdtemp(prefix="edda-llamaindex-"))
+if "EDDA_DEMO_DIR" not in os.environ:  # a folder of its own: removed when the demo ends
+    atexit.register(shutil.rmtree, WORKDIR, True)
 DB_URL = f"sqlite:///{WORKDIR / 'orders.db'}"
 LEDGER = WORKDIR / "ledger.db"
 APPROVAL_LIMIT = 500.0

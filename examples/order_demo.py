@@ -14,7 +14,9 @@ Run it with ``make demo`` (or ``python examples/order_demo.py`` once installed).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -27,6 +29,8 @@ from pydantic import BaseModel
 from edda import EddaApp, RetryPolicy, WorkflowContext, activity, workflow
 
 WORKDIR = Path(os.environ.get("EDDA_DEMO_DIR") or tempfile.mkdtemp(prefix="edda-demo-"))
+if "EDDA_DEMO_DIR" not in os.environ:  # a folder of its own: removed when the demo ends
+    atexit.register(shutil.rmtree, WORKDIR, True)
 DB_URL = f"sqlite:///{WORKDIR / 'orders.db'}"
 LEDGER = WORKDIR / "ledger.db"
 

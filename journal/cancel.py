@@ -82,8 +82,12 @@ class RequestCancel(Write[CancelOutcome], frozen=True):
             return CancelOutcome(False, f"a cancel was already requested by {earlier.by!r}",
                                  row.owner_node, earlier)
         request = CancelRequest(self.by, self.at, row.status)
+        # From the moment the cancel is accepted the instance is on its way out, never
+        # again running or waiting: "compensating" until its actor ends it "cancelled"
+        # (at once when there is nothing to undo). Unfinished, so a sweep runs it.
         conn.execute(sa.update(_i).where(_i.c.instance_id == instance_id)
-                     .values(cancel_request=request.encode(), updated_at=ctx.now))
+                     .values(cancel_request=request.encode(), status="compensating",
+                             updated_at=ctx.now))
         return CancelOutcome(True, "cancel requested", row.owner_node, request)
 
 

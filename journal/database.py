@@ -129,7 +129,9 @@ def parse_db_url(db_url: str) -> DatabaseURL:
             )
         if importlib.util.find_spec("asyncpg") is None:
             raise ImportError(
-                "PostgreSQL needs the asyncpg driver: pip install 'edda-actors[postgresql]'"
+                "PostgreSQL needs the asyncpg driver: pip install "
+                "'/path/to/edda-actors[postgresql]' (from your checkout, or 'edda-actors"
+                "[postgresql] @ git+<repository URL>'; see the README's Install section)"
             )
         pg = url.set(drivername="postgresql+asyncpg").render_as_string(False)
         return DatabaseURL(pg, "postgresql")

@@ -95,6 +95,13 @@ def _v9_cluster_id(conn: Connection) -> None:
         conn.execute(sa.insert(schema.cluster).values(cluster_id=uuid.uuid4().hex[:16]))
 
 
+def _v10_outbox_extensions(conn: Connection) -> None:
+    # A v6 created after this column joined the schema already has it.
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(schema.outbox.name)}
+    if "extensions" not in columns:
+        conn.execute(sa.text(f"ALTER TABLE {schema.outbox.name} ADD COLUMN extensions TEXT"))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "journal, instances and node leases", _v1_initial),
     (2, "durable waits, events and their deliveries", _v2_waits_and_events),
@@ -105,6 +112,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "writer marks: did a batch commit when its connection dropped?", _v7_writer_marks),
     (8, "partition leases; instances spread over partitions", _v8_partitions),
     (9, "the cluster id that namespaces transport subjects", _v9_cluster_id),
+    (10, "CloudEvent extension attributes of outbox events", _v10_outbox_extensions),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

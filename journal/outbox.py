@@ -45,6 +45,8 @@ class OutboxRow:
     content_type: str
     attempts: int
     created_at: float
+    #: Its CloudEvent extension attributes, as JSON (None: it has none).
+    extensions: str | None = None
 
 
 class InsertOutbox(Write[None], frozen=True):
@@ -82,10 +84,10 @@ class ClaimOutbox(Write[list[OutboxRow]], frozen=True):
         rows = conn.execute(
             sa.select(_out.c.id, _out.c.event_id, _out.c.event_type, _out.c.event_source,
                       _out.c.data, _out.c.data_bytes, _out.c.content_type, _out.c.attempts,
-                      _out.c.created_at)
+                      _out.c.created_at, _out.c.extensions)
             .where(_out.c.id.in_(ids)).order_by(_out.c.id)
         )
-        return [OutboxRow(*row) for row in rows]
+        return [OutboxRow(**row._mapping) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

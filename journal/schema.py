@@ -211,6 +211,8 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("published_at", sa.Double, nullable=True),
+    # The event's CloudEvent extension attributes as JSON (such as a traceparent).
+    sa.Column("extensions", sa.Text, nullable=True),
 )
 sa.Index("edda_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
 

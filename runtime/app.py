@@ -30,12 +30,13 @@ from edda.runtime.http import HttpEdge
 from edda.runtime.ingress import accept_cloudevent
 from edda.runtime.instances import InstanceRunner
 from edda.runtime.node import Node
-from edda.runtime.registry import DEFAULT, Registry, app_started, app_stopped
+from edda.runtime.registry import DEFAULT, Registry, app_made, app_started, app_stopped
 from edda.runtime.relayer import OutboxRelayer
 from edda.runtime.results import first_stop, wait_result
 from edda.runtime.retry import RetryPolicy
 from edda.runtime.saga import CancelResult
 from edda.runtime.starts import check_instance_id
+from edda.runtime.storage_view import StorageView
 from edda.transports.nats import NatsTransport
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class EddaApp:
     """A durable-execution node: the workflow runtime inside your process.
 
     Args:
-        service_name: Name of this service; prefixes the node id.
+        service_name: Name of this service; prefixes the node id ("edda" by default, so
+            Edda's `EddaApp(db_url=...)` works).
         db_url: ``sqlite:///path.db`` (default choice) or ``postgresql://...``.
         hooks: An observer (`WorkflowHooks`).
         default_retry_policy: Policy for activities that declare none.
@@ -101,6 +103,10 @@ class EddaApp:
             `edda.testing.MockClock`); the real time by default.
         start_timeout: Seconds ``initialize()`` gives each node service (and the
             database) to start before it fails naming the one that did not.
+        observer: Join the database without owning any of its instances: the app
+            answers queries, serves the JSON API and the viewer, and sends starts,
+            events, cancels and retries to the nodes that own the instances, but
+            runs none itself (`edda viewer` uses this).
 
     The remaining parameters are Edda's, accepted so Edda code runs unchanged:
     the pool settings apply to PostgreSQL; the others are documented in
@@ -109,8 +115,8 @@ class EddaApp:
 
     def __init__(
         self,
-        service_name: str,
-        db_url: str,
+        service_name: str = "edda",
+        db_url: str | None = None,
         outbox_enabled: bool = False,
         broker_url: str | None = None,
         hooks: WorkflowHooks | None = None,
@@ -142,7 +148,13 @@ class EddaApp:
         workflows: Iterable[Workflow[..., Any]] | None = None,
         clock: Clock | None = None,
         start_timeout: float = 10.0,
+        observer: bool = False,
     ) -> None:
+        if db_url is None:
+            hint = (f"; {service_name!r} looks like a database URL: pass it as db_url="
+                    if isinstance(service_name, str) and "://" in service_name else "")
+            raise TypeError(f"EddaApp needs a database: EddaApp(db_url='sqlite:///edda.db') "
+                            f"or EddaApp('my-service', 'postgresql://...'){hint}")
         if not isinstance(service_name, str) or not service_name:
             raise ValueError("service_name must be a non-empty string")
         if outbox_enabled and not broker_url:
@@ -163,6 +175,7 @@ class EddaApp:
         if start_timeout <= 0:
             raise ValueError("start_timeout must be positive")
         self.start_timeout = start_timeout
+        self.observer = observer
         #: The workflows and compensations this node knows.
         self.registry = Registry(DEFAULT, workflows)
         self._max_batch = group_commit_max_batch
@@ -205,6 +218,8 @@ class EddaApp:
         self._own_transport = transport is None
         self.transport: Transport = transport or self._make_transport()
         self._initialized = False
+        self._ever_started = False
+        self._starting: asyncio.Future[None] | None = None
         self._node: Node | None = None
         self._failure: BaseException | None = None
         self._writer: GroupCommitWriter | None = None
@@ -213,6 +228,9 @@ class EddaApp:
                                       default_retry_policy=default_retry_policy,
                                       idle_seconds=idle_seconds, clock=self.clock)
         self.supervisor = self._runner.supervisor
+        #: Edda's ``app.storage`` queries (`StorageView`), answered from the journal.
+        self.storage = StorageView(self)
+        app_made(self)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -228,6 +246,22 @@ class EddaApp:
         """
         if self._initialized:
             return
+        if self._starting is not None:  # another caller is initializing it: wait for that
+            await asyncio.shield(self._starting)
+            return
+        self._starting = asyncio.get_running_loop().create_future()
+        try:
+            await self._start_node()
+        except BaseException as exc:
+            self._starting.set_exception(exc)
+            self._starting.exception()  # retrieved here; the waiters get it too
+            raise
+        else:
+            self._starting.set_result(None)
+        finally:
+            self._starting = None
+
+    async def _start_node(self) -> None:
         node = Node(self)
         try:
             await node.start()
@@ -240,10 +274,12 @@ class EddaApp:
         self._writer = node.writer
         self._failure = None
         self._initialized = True
+        self._ever_started = True
         app_started(self)
 
     async def shutdown(self) -> None:
         """Stop every actor and give this node's instances back; they resume on next start."""
+        self._ever_started = True  # shut down: no longer started by a first use
         node = self._node
         if node is None:
             return
@@ -296,7 +332,7 @@ class EddaApp:
         call is idempotent: if an instance of ``wf`` with that id exists, none is
         created and this waits on that one instead.
         """
-        self._require_initialized()
+        await self._require_initialized()
         self._require_registered(wf)
         chosen = None
         if "instance_id" in kwargs and not wf.takes("instance_id"):
@@ -334,8 +370,12 @@ class EddaApp:
             RuntimeError: If the app is not initialized.
             TypeError, ValueError: If ``kwargs`` do not fit the workflow.
         """
-        self._require_initialized()
+        await self._require_initialized()
         self._require_registered(wf)
+        if "instance_id" in kwargs and not wf.takes("instance_id"):
+            chosen = check_instance_id(kwargs.pop("instance_id"))
+            await starts.create_named(self, wf, chosen, wf.prepare_input(kwargs))
+            return chosen
         stored = wf.prepare_input(kwargs)
         instance_id, partition, epoch = self._placement().new_id(wf.name)
         await starts.create(self, wf, instance_id, stored, partition, epoch)
@@ -352,11 +392,21 @@ class EddaApp:
                               "in EddaApp(..., workflows=[...]) or leave that out to run every "
                               "@workflow of the process")
 
-    def _require_initialized(self) -> None:
+    async def _require_initialized(self) -> None:
+        """Initialize an app that was never started (as Edda's apps do on first use,
+        so an app mounted without lifespan events works from any entry point); an app
+        that was shut down, or stopped by a failure, says so."""
         if self._failure is not None:
             raise self._failure
+        if not self._ever_started:
+            await self.initialize()
         if not self._initialized or self._writer is None:
             raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+
+    @property
+    def fresh(self) -> bool:
+        """True until the app is first initialized."""
+        return not self._ever_started
 
     def on_event(self, event_type: str, proto_type: type[Any] | None = None
                  ) -> Callable[[F], F]:
@@ -397,7 +447,7 @@ class EddaApp:
             ValueError: For a malformed event, or data that does not fit the
                 workflow it starts (nothing is stored).
         """
-        self._require_initialized()
+        await self._require_initialized()
         await accept_cloudevent(self, event, wait=wait)
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
@@ -417,7 +467,7 @@ class EddaApp:
             RuntimeError: If the app is not initialized.
             TypeError, ValueError: For unstorable data or an empty channel name.
         """
-        self._require_initialized()
+        await self._require_initialized()
         assert self._writer is not None
         payload, raw, meta = check_payload(channel, data, metadata)
         meta["published_at"] = datetime.now(UTC).isoformat()
@@ -445,7 +495,7 @@ class EddaApp:
             TypeError, ValueError: For unstorable data, an empty channel name or a
                 bad instance id.
         """
-        self._require_initialized()
+        await self._require_initialized()
         check_instance_id(instance_id)
         payload, raw, meta = check_payload(channel, data, metadata)
         now = datetime.now(UTC).isoformat()
@@ -474,8 +524,7 @@ class EddaApp:
             RuntimeError: If the app is not initialized.
             ValueError: If ``cancelled_by`` is empty.
         """
-        if not self._initialized:
-            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        await self._require_initialized()
         outcome = await self._runner.cancel(instance_id, cancelled_by)
         return CancelResult(outcome.accepted, outcome.reason)
 
@@ -498,8 +547,7 @@ class EddaApp:
             RuntimeError: If the app is not initialized.
             ValueError: If ``retried_by`` is empty.
         """
-        if not self._initialized:
-            raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
+        await self._require_initialized()
         return await self._runner.retry(instance_id, retried_by)
 
     async def wake(self, instance_id: str) -> None:
@@ -527,7 +575,7 @@ class EddaApp:
             Exception: The workflow's own failure, as its own type.
             RuntimeError: If the app is not initialized, or shuts down meanwhile.
         """
-        self._require_initialized()
+        await self._require_initialized()
         async with asyncio.timeout(timeout):
             return await wait_result(self._runner.waiters, self.stores.journal, self.registry, instance_id,
                                      recheck=self.recovery_interval,
@@ -537,11 +585,11 @@ class EddaApp:
 
     async def get_instance(self, instance_id: str) -> dict[str, Any] | None:
         """An instance as a dict (status, input_data, output_data, ...), or None."""
-        return await queries.get_instance(self._reader_stores().journal, instance_id)
+        return await queries.get_instance((await self._reader()).journal, instance_id)
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
         """The journal of an instance, in journal order."""
-        return await queries.get_history(self._reader_stores().journal, instance_id)
+        return await queries.get_history((await self._reader()).journal, instance_id)
 
     async def find_instances(
         self,
@@ -565,7 +613,7 @@ class EddaApp:
                 a limit outside 1..1000 or a page token not made by this method.
         """
         return await queries.find_instances(
-            self._reader_stores().journal, input_filters=input_filters, status=status, workflow_name=workflow_name,
+            (await self._reader()).journal, input_filters=input_filters, status=status, workflow_name=workflow_name,
             instance_id=instance_id, started_after=started_after, started_before=started_before,
             limit=limit, page_token=page_token,
         )
@@ -580,6 +628,13 @@ class EddaApp:
         if self._stores is None:
             raise RuntimeError("EddaApp is not initialized; await app.initialize() first")
         return self._stores
+
+    async def _reader(self) -> Stores:
+        """Stores to read with: a first use starts a fresh app (so its schema
+        exists); a stopped app's database can still be read."""
+        if self.fresh:
+            await self.initialize()
+        return self._reader_stores()
 
     def _reader_stores(self) -> Stores:
         """Stores to read with, also before `initialize` (reads need no writer)."""

@@ -181,8 +181,10 @@ class WorkflowContext:
             raise TypeError(f"callback must be an async callable, got {callback!r}")
         txn.on_commit(callback)
 
-    async def recur(self, **kwargs: Any) -> NoReturn:
-        """Continue as a new instance of this workflow with ``kwargs`` as input.
+    async def recur(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Continue as a new instance of this workflow with ``kwargs`` as input
+        (positional arguments, as Edda's README writes ``ctx.recur(worker_id)``, fill
+        the workflow's parameters in order).
 
         The current journal is archived and the new instance starts with a fresh
         one (Edda's ``recur``). Subscriptions (except direct mailboxes, which
@@ -197,6 +199,16 @@ class WorkflowContext:
         if run.fatal is not None:
             raise run.fatal
         wf = run.workflow
+        if args:
+            names = list(wf._params)
+            if len(args) > len(names):
+                raise TypeError(f"ctx.recur() got {len(args)} positional arguments but "
+                                f"{wf.name} takes {len(names)}: {', '.join(names)}")
+            given = dict(zip(names, args, strict=False))
+            twice = sorted(set(given) & set(kwargs))
+            if twice:
+                raise TypeError(f"ctx.recur() got {', '.join(map(repr, twice))} twice")
+            kwargs = {**given, **kwargs}
         stored = wf.prepare_input(kwargs)
         new_id = run.host.sibling_id(self.workflow_name, self.instance_id)
         carried = [

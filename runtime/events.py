@@ -9,6 +9,7 @@ with the ``eddainstanceid`` extension is for that instance only.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -17,14 +18,15 @@ from typing import Any, TypeVar, overload
 from edda.journal.entries import EventReceived
 from edda.journal.waits import MarkDelivered
 from edda.runtime.context import WorkflowContext, require_context
-from edda.runtime.hooks import fire
+from edda.runtime.hooks import ask, fire
 from edda.runtime.limits import check_key
-from edda.runtime.registry import current_app
+from edda.runtime.registry import current_app, ready_app
 from edda.runtime.serialization import restore, to_jsonable
 from edda.runtime.timers import check_seconds
 from edda.runtime.waits import Delivery, durable_wait
 
 M = TypeVar("M")
+log = logging.getLogger("edda.events")
 
 _CORE = ("type", "source", "id", "time", "datacontenttype", "subject")
 _NOT_EXTENSIONS = {*_CORE, "specversion", "data", "data_base64"}
@@ -56,6 +58,12 @@ class ReceivedEvent:
     datacontenttype: str | None = None
     subject: str | None = None
     extensions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metadata(self) -> ReceivedEvent:
+        """The CloudEvent attributes, as Edda's README reads them (``event.metadata.source``,
+        ``event.metadata.type``): the event itself."""
+        return self
 
 
 def check_event_type(event_type: object) -> str:
@@ -195,6 +203,8 @@ async def _wait_event(ctx: WorkflowContext, position: str, call: int, event_type
     if entry.data_bytes is not None:
         data = {"_binary": entry.data_bytes}
     if live:
+        await fire(ctx.hooks, "on_event_context", ctx.instance_id, event_type,
+                   dict(attributes.get("extensions") or {}))
         await fire(ctx.hooks, "on_event_received", ctx.instance_id, event_type, data)
     if model is not None:
         data = restore(data, model)
@@ -228,10 +238,11 @@ async def send_event(
         httpx.HTTPError: If the broker cannot be reached or answers an error.
     """
     check_event_type(event_type)
+    app = current_app() if broker_url is not None else await ready_app()
+    extensions = outgoing_extensions(None if app is None else app.hooks, None, extensions)
     if broker_url is not None:
         await _post_event(event_type, source, data, broker_url, datacontenttype, extensions)
         return
-    app = current_app()
     if app is None:
         raise RuntimeError("send_event() needs an initialised EddaApp (await app.initialize()) "
                            "or a broker_url")
@@ -239,6 +250,42 @@ async def send_event(
                              "datacontenttype": datacontenttype, **(extensions or {})}
     await app.handle_cloudevent(event)
     await fire(app.hooks, "on_event_sent", event_type, source, data)
+
+
+def outgoing_extensions(hooks: object | None, instance_id: str | None,
+                        extensions: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The extension attributes of an event sent now: what the hooks add (a trace
+    context, say; see `TracingHooks`) under the caller's own."""
+    added = ask(hooks, "outgoing_event_extensions", instance_id)
+    if not isinstance(added, Mapping):
+        added = {}
+    # What an observer adds must never make the send fail: anything unfit is left out.
+    fit: dict[str, Any] = {}
+    for name, value in added.items():
+        try:
+            fit.update(check_extensions({str(name).lower(): value}))
+        except (TypeError, ValueError):
+            log.warning("hooks %r gave an unfit CloudEvent extension %r; left out",
+                        type(hooks).__name__, name)
+    return {**fit, **{str(k).lower(): v for k, v in (extensions or {}).items()}}
+
+
+def check_extensions(extensions: dict[str, Any]) -> dict[str, Any]:
+    """Extension attributes that can be sent as they are.
+
+    Raises:
+        ValueError: If a name is not lower-case letters and digits, or is a core
+            attribute's.
+        TypeError: If a value is not a string, number or boolean.
+    """
+    for name, value in extensions.items():
+        if name in _NOT_EXTENSIONS or not (name.isascii() and name.isalnum()):
+            raise ValueError(f"CloudEvent extension name {name!r} must be lower-case letters "
+                             "and digits, and not a core attribute")
+        if not isinstance(value, str | int | float | bool):
+            raise TypeError(f"CloudEvent extension {name!r} must be a string, number or "
+                            f"boolean, got {type(value).__name__}")
+    return extensions
 
 
 async def _post_event(event_type: str, source: str, data: Any, broker_url: str,

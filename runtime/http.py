@@ -12,10 +12,11 @@ Routes, relative to wherever the app is mounted:
 - ``GET /health``: ``200`` while the node runs.
 - ``/api/...``: a small JSON API (`edda.runtime.openapi` documents it,
   served at ``GET /openapi.json``).
+- ``GET /viewer/``: the web viewer (`edda.runtime.viewer`).
 
 Bodies over ``max_body_bytes`` get ``413``; an ``authorize`` hook guards the
-cancel route and the JSON API (and, if asked, the CloudEvents route) with
-``401``. A rejected request changes nothing.
+cancel route, the JSON API and the viewer (and, if asked, the CloudEvents
+route) with ``401``. A rejected request changes nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import pydantic
 from edda.actors.node import NodeFailedError
 from edda.journal.errors import DatabaseUnavailableError
 from edda.journal.faults import describe, is_transient
+from edda.runtime import viewer
 from edda.runtime.limits import check_json_depth, check_key
 from edda.runtime.openapi import OPENAPI
 
@@ -250,6 +252,11 @@ class HttpEdge:
             if not await self._allowed(request):
                 return _unauthorized()
             return await self._api(request, scope, receive)
+        if path == "/viewer" or path.startswith("/viewer/"):
+            page = viewer.serve(method, path[len("/viewer"):],
+                                allowed=await self._allowed(request))
+            return _unauthorized() if page is None else Response(page.status, page.body,
+                                                                  page.headers)
         if path.startswith("/cancel/") and method == "POST":
             if not await self._allowed(request):
                 return _unauthorized()
@@ -316,8 +323,11 @@ class HttpEdge:
             match parts, method:
                 case ["workflows"], "GET":
                     return Response(200, {"workflows": [
-                        {"name": wf.name, "event_handler": wf.event_handler}
+                        {"name": wf.name, "event_handler": wf.event_handler,
+                         "input_schema": wf.input_schema()}
                         for wf in self._app.registry.workflows().values()]})
+                case ["nodes"], "GET":
+                    return Response(200, await viewer.nodes(app))
                 case ["workflows", name], "POST":
                     wf = self._app.registry.workflow(name)
                     if wf is None:
@@ -331,13 +341,21 @@ class HttpEdge:
                     query = {k: v[-1] for k, v in
                              parse_qs(scope.get("query_string", b"").decode()).items()}
                     limit = int(query.pop("limit", "50"))
-                    unknown = set(query) - {"status", "workflow_name", "page_token"}
+                    unknown = set(query) - {"status", "workflow_name", "instance_id",
+                                            "search", "page_token"}
                     if unknown:
                         raise ValueError(f"unknown query parameters {sorted(unknown)}; use "
-                                         "status, workflow_name, limit, page_token")
+                                         "status, workflow_name, instance_id, search, limit, "
+                                         "page_token")
+                    # search: in ids or workflow names; beside a filter, in ids only
+                    named, iid, search = (query.get(k) for k in
+                                          ("workflow_name", "instance_id", "search"))
+                    if search is not None:
+                        named, iid = ((search, search) if named is None and iid is None
+                                      else (named, iid or search))
                     return Response(200, await app.find_instances(
-                        limit=limit, status=query.get("status"),
-                        workflow_name=query.get("workflow_name"),
+                        limit=limit, status=query.get("status"), instance_id=iid,
+                        workflow_name=named,
                         page_token=query.get("page_token")))
                 case ["instances", instance_id], "GET":
                     found = await app.get_instance(instance_id)
@@ -350,6 +368,9 @@ class HttpEdge:
                         return _not_found(instance_id)
                     return Response(200, {"instance_id": instance_id,
                                           "history": await app.get_history(instance_id)})
+                case ["instances", instance_id, "timeline"], "GET":
+                    steps = await viewer.timeline(app, instance_id)
+                    return Response(200, steps) if steps else _not_found(instance_id)
                 case ["instances", instance_id, "cancel"], "POST":
                     return await self._cancel(instance_id, "api_user")
                 case ["instances", instance_id, "retry"], "POST":
@@ -446,9 +467,14 @@ def _unauthorized() -> Response:
 
 
 async def _respond(send: Callable[[Any], Awaitable[None]], response: Response) -> None:
-    body = json.dumps(response.body, default=_json_default).encode()
-    headers = [(b"content-type", b"application/json"),
+    extra = dict(response.headers)
+    if isinstance(response.body, bytes):  # a page of the viewer, typed by its headers
+        body, content_type = response.body, extra.pop("content-type")
+    else:
+        body = json.dumps(response.body, default=_json_default).encode()
+        content_type = "application/json"
+    headers = [(b"content-type", content_type.encode()),
                (b"content-length", str(len(body)).encode())]
-    headers += [(k.encode(), v.encode()) for k, v in response.headers.items()]
+    headers += [(k.encode(), v.encode()) for k, v in extra.items()]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

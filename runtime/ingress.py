@@ -4,7 +4,9 @@
 before anything else happens, so a crash afterwards never loses it; an
 ``@workflow(event_handler=True)`` named like the event's type is created in the
 same transaction. Then every instance waiting for the type is woken, and the
-app's `on_event` handlers run (in the background, or in turn).
+app's `on_event` handlers run (in the background, or in turn). A started
+instance keeps the event's ``traceparent``/``tracestate`` extensions as its
+``_trace_context`` input (see `edda.runtime.workflow`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from edda.journal.waits import StoreEvent
 from edda.runtime.events import normalize_cloudevent
 from edda.runtime.starts import create
+from edda.runtime.workflow import TRACE_CONTEXT_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -39,8 +42,15 @@ async def accept_cloudevent(app: EddaApp, event: Any, *, wait: bool) -> None:
     runner = app._runner
     if starts is not None and starts.event_handler:
         data = normalized.attributes["data"]
+        payload = dict(data) if isinstance(data, dict) else {}
+        # The CloudEvents distributed-tracing extension goes with the input, so the
+        # run continues the sender's trace wherever and whenever it resumes.
+        tracing = {k: str(v) for k, v in normalized.attributes["extensions"].items()
+                   if k in ("traceparent", "tracestate")}
+        if "traceparent" in tracing:
+            payload.setdefault(TRACE_CONTEXT_KEY, tracing)
         try:
-            stored = starts.prepare_input(data if isinstance(data, dict) else {})
+            stored = starts.prepare_input(payload)
         except TypeError as exc:
             raise ValueError(f"CloudEvent {normalized.type!r} cannot start workflow "
                              f"{starts.name!r}: {exc}") from exc
@@ -55,11 +65,25 @@ async def accept_cloudevent(app: EddaApp, event: Any, *, wait: bool) -> None:
             normalized.target_instance_id)
     for instance_id in waiting:
         await runner.notify(instance_id)
+    if handlers:
+        received = sdk_event(normalized.attributes, normalized.data_bytes)
     for handler in handlers:
         if wait:
-            await _run_handler(handler, event)
+            await _run_handler(handler, received)
         else:
-            runner.background.spawn(_run_handler(handler, event))
+            runner.background.spawn(_run_handler(handler, received))
+
+
+def sdk_event(attributes: dict[str, Any], data_bytes: bytes | None) -> Any:
+    """The event as Edda's handlers receive it, however it arrived: the
+    ``cloudevents`` SDK's ``CloudEvent`` (``event["type"]``, ``event.get_data()``)."""
+    from cloudevents.v1.http import CloudEvent
+
+    fields = {k: v for k, v in attributes.items()
+              if k not in ("data", "extensions") and v is not None}
+    fields.update(attributes["extensions"])
+    fields["specversion"] = "1.0"
+    return CloudEvent(fields, data_bytes if data_bytes is not None else attributes["data"])
 
 
 async def _run_handler(handler: Callable[[Any], Awaitable[Any]], event: Any) -> None:

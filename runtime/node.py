@@ -110,7 +110,8 @@ class Node:
                                    unreachable=self.liveness.unreachable
                                    if self.liveness is not None else frozenset(),
                                    start_margin=_NATS_START_MARGIN * app.lease_seconds
-                                   if self.liveness is not None else None)
+                                   if self.liveness is not None else None,
+                                   observer=app.observer)
         self.timers = TimerService(self.stores.leases, app.worker_id, names,
                                    runner.activate_claimed, clock=app.clock,
                                    max_sleep=app.recovery_interval)

@@ -44,8 +44,18 @@ OPENAPI: dict[str, Any] = {
                           "401": {"description": "Refused by the authorize hook"}}}},
         "/health": {"get": {"summary": "Liveness of this node",
                             "responses": {"200": _ok("The node runs")}}},
-        "/api/workflows": {"get": {"summary": "Registered workflows",
-                                   "responses": {"200": _ok("Workflow names")}}},
+        "/api/workflows": {"get": {
+            "summary": "Registered workflows, each with the JSON schema of its input",
+            "responses": {"200": _ok("workflows: name, event_handler, input_schema", {
+                "type": "object", "properties": {"workflows": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "event_handler", "input_schema"],
+                    "properties": {
+                        "name": {"type": "string"}, "event_handler": {"type": "boolean"},
+                        "input_schema": {
+                            "type": "object",
+                            "description": "JSON schema of the keyword arguments of a start "
+                                           "(the workflow's parameters after the context), "
+                                           "made by pydantic from its signature"}}}}}})}}},
         "/api/workflows/{name}": {"post": {
             "summary": "Start an instance; returns once it is committed",
             "parameters": [{"name": "name", "in": "path", "required": True,
@@ -58,8 +68,12 @@ OPENAPI: dict[str, Any] = {
                 "404": {"description": "No such workflow", **_JSON_ERROR}}}},
         "/api/instances": {"get": {
             "summary": "Instances, newest first, one page at a time",
+            "description": "workflow_name and instance_id match a part of the name or id, "
+                           "ignoring case; search matches a part of either (of the id only "
+                           "beside workflow_name or instance_id).",
             "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                           for n in ("status", "workflow_name", "limit", "page_token")],
+                           for n in ("status", "workflow_name", "instance_id", "search",
+                                     "limit", "page_token")],
             "responses": {"200": _ok("instances, next_page_token, has_more")}}},
         "/api/instances/{instance_id}": {"get": {
             "summary": "One instance (status, input, output)", "parameters": [_INSTANCE_ID],
@@ -75,6 +89,40 @@ OPENAPI: dict[str, Any] = {
             "parameters": [_INSTANCE_ID],
             "responses": {"200": _ok("instance_id, history"),
                           "404": {"description": "Unknown", **_JSON_ERROR}}}},
+        "/api/instances/{instance_id}/timeline": {"get": {
+            "summary": "The instance's journal as readable steps (edda.runtime.timeline)",
+            "parameters": [_INSTANCE_ID],
+            "responses": {"200": _ok("instance_id, timeline: seq, kind, position, name, "
+                                     "status, at, started_at, duration_ms, attempts, "
+                                     "retries, summary, detail"),
+                          "404": {"description": "Unknown", **_JSON_ERROR}}}},
+        "/api/nodes": {"get": {
+            "summary": "Which node owns what: live nodes and their partitions, read from "
+                       "the lease tables (the database's clock)",
+            "responses": {"200": _ok("node (this one), partition_count, nodes: node_id, "
+                                     "hostname, pid, lease_remaining_seconds, alive, "
+                                     "this_node, partitions; partitions: partition, "
+                                     "owner_node, epoch, lease_remaining_seconds"),
+                          "503": {"description": "The database is unavailable "
+                                                 "(retryable: true)", **_JSON_ERROR}}}},
+        "/viewer": {"get": {
+            "summary": "The web viewer (HTML); behind the authorize hook",
+            "description": "Refused by the hook, the page is answered 401 with the same "
+                           "body: a loader that asks for a token and sends it as a bearer "
+                           "header.",
+            "responses": {"200": {"description": "The viewer's page",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "401": {"description": "Refused by the authorize hook; the body "
+                                                 "asks for a token",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/viewer/assets/{name}": {"get": {
+            "summary": "A script or style of the viewer",
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The file (text/javascript or text/css)"},
+                          "401": {"description": "Refused by the authorize hook",
+                                  **_JSON_ERROR},
+                          "404": {"description": "No such file", **_JSON_ERROR}}}},
         "/api/instances/{instance_id}/cancel": {"post": {
             "summary": "Cancel an instance", "parameters": [_INSTANCE_ID],
             "responses": {"200": _ok("Cancel committed"),

@@ -6,7 +6,7 @@ from typing import Any
 
 from edda.journal.codec import encode_json
 from edda.runtime.context import WorkflowContext, require_context
-from edda.runtime.events import check_event_type
+from edda.runtime.events import check_event_type, check_extensions, outgoing_extensions
 from edda.runtime.serialization import to_jsonable
 from edda.runtime.transactions import current_transaction, outbox_row
 
@@ -17,6 +17,8 @@ async def send_event_transactional(
     event_source: str,
     event_data: dict[str, Any] | Any,
     content_type: str = "application/json",
+    *,
+    extensions: dict[str, Any] | None = None,
 ) -> str:
     """Queue a CloudEvent in the outbox, in the current step's transaction.
 
@@ -34,6 +36,9 @@ async def send_event_transactional(
         event_data: A JSON-compatible value or a pydantic model (sent as JSON),
             or ``bytes`` (sent as they are, with ``content_type``).
         content_type: The event's ``datacontenttype``.
+        extensions: CloudEvent extension attributes to send with it (beyond
+            Edda), on top of those the app's hooks add (see `TracingHooks`:
+            the OpenTelemetry hooks add the current ``traceparent``).
 
     Returns:
         The event id (a uuid4 string).
@@ -41,7 +46,9 @@ async def send_event_transactional(
     Raises:
         RuntimeError: Outside an activity or transaction block (the event could
             not be atomic with anything, and a replay would send it again).
-        TypeError, ValueError: For an empty type or source, or unstorable data.
+        TypeError, ValueError: For an empty type or source, unstorable data, or
+            an extension that is not a string, number or boolean, or is named
+            like a core attribute.
     """
     require_context(ctx, "send_event_transactional")
     check_event_type(event_type)
@@ -61,5 +68,7 @@ async def send_event_transactional(
         data_bytes = bytes(event_data)
     else:
         data = encode_json(to_jsonable(event_data, what=f"event_data of {event_type!r}"))
+    extra = check_extensions(outgoing_extensions(ctx.hooks, ctx.instance_id, extensions))
     return txn.add_event(outbox_row(ctx.instance_id, event_type, event_source, data, data_bytes,
-                                    content_type, ctx._run.clock.now()))
+                                    content_type, ctx._run.clock.now(),
+                                    encode_json(extra) if extra else None))

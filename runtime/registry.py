@@ -13,6 +13,8 @@ elsewhere the most recently initialized node that is still running.
 from __future__ import annotations
 
 import contextvars
+import gc
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ def _origin(func: Callable[..., Any]) -> str:
 DEFAULT = Registry()
 
 _running: list[EddaApp] = []
+_made: list[weakref.ref[EddaApp]] = []
 _current: contextvars.ContextVar[EddaApp | None] = contextvars.ContextVar(
     "edda_current_app", default=None)
 
@@ -107,6 +110,32 @@ def get_all_workflows() -> dict[str, Workflow[..., Any]]:
     """Every workflow the current app (else the default registry) knows, by name."""
     app = current_app()
     return (DEFAULT if app is None else app.registry).workflows()
+
+
+def app_made(app: EddaApp) -> None:
+    """``app`` exists; until it is initialized, the first use may initialize it."""
+    _made.append(weakref.ref(app))
+
+
+async def ready_app() -> EddaApp | None:
+    """The current app; else the one app of this process that was made but never
+    initialized, initialized now (Edda's apps start on first use, so one mounted
+    without lifespan events works from a direct ``start()`` too)."""
+    app = current_app()
+    if app is not None:
+        return app
+    if len(_fresh_apps()) > 1:
+        gc.collect()  # apps dropped by their owners may only wait for the cycle collector
+    fresh = _fresh_apps()
+    if len(fresh) != 1:
+        return None
+    await fresh[0].initialize()
+    return fresh[0]
+
+
+def _fresh_apps() -> list[EddaApp]:
+    _made[:] = [ref for ref in _made if ref() is not None]
+    return [a for a in (ref() for ref in _made) if a is not None and a.fresh]
 
 
 def app_started(app: EddaApp) -> None:

@@ -216,8 +216,9 @@ class OutboxRelayer:
         if self.max_age_seconds is not None and self._now() - row.created_at > self.max_age_seconds:
             return Settled(row.id, "expired", f"older than {self.max_age_seconds / 3600:g} hours")
         data = None if row.data is None else json.loads(row.data)
+        extensions = None if row.extensions is None else json.loads(row.extensions)
         headers, body = cloudevent_request(row.event_id, row.event_type, row.event_source, data,
-                                           row.data_bytes, row.content_type)
+                                           row.data_bytes, row.content_type, extensions)
         client = self._client
         if client is None:
             client = self._client = self._new_client()

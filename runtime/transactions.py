@@ -189,12 +189,15 @@ def leave(token: contextvars.Token[Transaction | None]) -> None:
 
 
 def outbox_row(instance_id: str, event_type: str, event_source: str, data: str | None,
-               data_bytes: bytes | None, content_type: str, now: float) -> dict[str, Any]:
-    """A new pending outbox row, due at once (``now``: the node's clock)."""
+               data_bytes: bytes | None, content_type: str, now: float,
+               extensions: str | None = None) -> dict[str, Any]:
+    """A new pending outbox row, due at once (``now``: the node's clock;
+    ``extensions``: the event's extension attributes as JSON)."""
     return {"event_id": str(uuid.uuid4()), "event_type": event_type,
             "event_source": event_source, "data": data, "data_bytes": data_bytes,
             "content_type": content_type, "instance_id": instance_id, "status": "pending",
-            "attempts": 0, "next_attempt_at": now, "created_at": now}
+            "attempts": 0, "next_attempt_at": now, "created_at": now,
+            "extensions": extensions}
 
 
 @asynccontextmanager

@@ -11,18 +11,27 @@ Input rules (checked by ``start()`` before anything is written):
 * As in Edda, a workflow with exactly one parameter annotated with a pydantic
   model, started without that parameter's name, gets the whole input validated
   into that model. This is how a CloudEvent's data starts a workflow.
+* Every workflow also accepts ``_trace_context``: a W3C trace context (a dict
+  of strings: ``traceparent``, ``tracestate``) kept with the input for
+  observers such as the OpenTelemetry hooks, so that a run resumed in another
+  process continues the caller's trace. The function does not receive it
+  unless it names a parameter so.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import inspect
+import warnings
 from typing import (
     TYPE_CHECKING,
+    Annotated,
     Any,
     Concatenate,
     Generic,
+    Literal,
     ParamSpec,
     TypeVar,
     Union,
@@ -35,7 +44,7 @@ import pydantic
 
 from edda.runtime.context import check_context_parameter
 from edda.runtime.errors import WorkflowNotInitializedError
-from edda.runtime.registry import current_app, register_workflow
+from edda.runtime.registry import ready_app, register_workflow
 from edda.runtime.serialization import fit, restore, to_jsonable, type_hints
 
 if TYPE_CHECKING:
@@ -46,6 +55,9 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: The input key of the caller's trace context (see the module's rules).
+TRACE_CONTEXT_KEY = "_trace_context"
+
 
 def _model_of(annotation: Any) -> type[pydantic.BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
@@ -54,6 +66,14 @@ def _model_of(annotation: Any) -> type[pydantic.BaseModel] | None:
         models = [a for a in get_args(annotation) if _model_of(a) is not None]
         return _model_of(models[0]) if len(models) == 1 else None
     return None
+
+
+def _trace_context(value: object) -> dict[str, str]:
+    if not (isinstance(value, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+        raise TypeError(f"{TRACE_CONTEXT_KEY} must be a dict of strings such as "
+                        f"{{'traceparent': '00-...'}}, got {value!r}")
+    return dict(value)
 
 
 class Workflow(Generic[P, R]):
@@ -101,6 +121,13 @@ class Workflow(Generic[P, R]):
         """Whether the workflow function has a parameter called ``name``."""
         return name in inspect.signature(self.func).parameters
 
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON schema of the keyword arguments ``start()`` takes: one property per
+        parameter after the context, made by pydantic from the signature. A parameter
+        pydantic cannot describe accepts any JSON; a default JSON cannot hold is left
+        out (the parameter stays optional)."""
+        return copy.deepcopy(_input_schema(self))
+
     def prepare_input(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Check and convert ``start()`` keywords into the journal's input.
 
@@ -111,6 +138,10 @@ class Workflow(Generic[P, R]):
                 pydantic's rules even for plain ones (``amount: float`` refuses
                 ``"lots"``); its locations start with the argument's name.
         """
+        if TRACE_CONTEXT_KEY in kwargs and TRACE_CONTEXT_KEY not in self._params:
+            rest = dict(kwargs)
+            carried = _trace_context(rest.pop(TRACE_CONTEXT_KEY))
+            return {**self.prepare_input(rest), TRACE_CONTEXT_KEY: carried}
         if self._single_model(kwargs) is None:
             unknown = sorted(set(kwargs) - set(self._params))
             if unknown and not self._var_keyword:
@@ -146,6 +177,8 @@ class Workflow(Generic[P, R]):
 
     def build_arguments(self, stored: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments the workflow function receives, from its stored input."""
+        if TRACE_CONTEXT_KEY in stored and TRACE_CONTEXT_KEY not in self._params:
+            stored = {k: v for k, v in stored.items() if k != TRACE_CONTEXT_KEY}
         single = self._single_model(stored)
         if single is not None:
             name, model = single
@@ -179,13 +212,33 @@ class Workflow(Generic[P, R]):
         """
         if args:
             raise TypeError(self._keywords_only(args))
-        app = current_app()
+        app = await ready_app()
         if app is None:
             raise WorkflowNotInitializedError(
                 "Replay engine not initialized. Ensure EddaApp is properly initialized "
                 "before starting workflows (await app.initialize() or 'async with app:')."
             )
         return await app.start_workflow(self, **kwargs)
+
+    async def start_detached(self, *args: Any, **kwargs: Any) -> str:
+        """Start a new instance and return its id once it is stored, leaving it to run
+        in the background (``start()`` waits until it completes or first waits).
+        Takes the same keywords as ``start()``, ``instance_id=`` included.
+
+        Raises:
+            WorkflowNotInitializedError: If there is no app to run it.
+            TypeError: For bad input (nothing is written).
+            pydantic.ValidationError: For input that fails validation (nothing is written).
+        """
+        if args:
+            raise TypeError(self._keywords_only(args).replace(".start(", ".start_detached("))
+        app = await ready_app()
+        if app is None:
+            raise WorkflowNotInitializedError(
+                "Replay engine not initialized. Ensure EddaApp is properly initialized "
+                "before starting workflows (await app.initialize() or 'async with app:')."
+            )
+        return await app.start_instance(self, **kwargs)
 
     def _keywords_only(self, args: tuple[Any, ...]) -> str:
         names = list(self._params)
@@ -228,6 +281,46 @@ def workflow(
                                   lock_timeout_seconds=lock_timeout_seconds)
     return Workflow(func, event_handler=event_handler, lock_timeout_seconds=lock_timeout_seconds)
 
+
+
+@functools.lru_cache(maxsize=256)
+def _input_schema(wf: Workflow[..., Any]) -> dict[str, Any]:
+    # Fields are named p0, p1... and aliased to the parameters, so that any parameter
+    # name (one with a leading underscore, one shadowing a BaseModel attribute) fits.
+    hints = type_hints(wf.func)
+    fields: dict[str, Any] = {}
+    for index, (name, param) in enumerate(wf._params.items()):
+        annotation = hints.get(name, Any)
+        if not _describable(annotation):
+            annotation = Any
+        info = pydantic.Field(alias=name, title=name)
+        default: Any = ...
+        if param.default is not inspect.Parameter.empty:
+            try:
+                default = to_jsonable(param.default, what=f"default of {name!r}")
+            except TypeError:
+                default = pydantic.Field(default_factory=lambda: None)
+        fields[f"p{index}"] = (Annotated[annotation, info], default)
+    extra: Literal["allow", "forbid"] = "allow" if wf._var_keyword else "forbid"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model: type[pydantic.BaseModel] = pydantic.create_model(
+                wf.name, __config__=pydantic.ConfigDict(extra=extra), **fields)
+            return model.model_json_schema(by_alias=True)
+    except Exception:
+        return {"title": wf.name, "type": "object", "additionalProperties": True}
+
+
+def _describable(annotation: Any) -> bool:
+    """Whether pydantic can give ``annotation`` a JSON schema."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pydantic.TypeAdapter(annotation).json_schema()
+    except Exception:
+        return False
+    return True
 
 
 def _located(argument: str, problem: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,3 +92,20 @@ async def test_a_database_error_names_the_url_without_its_password() -> None:
     message = str(raised.value)
     assert "postgresql://shop:***@127.0.0.1:1/orders" in message
     assert "s3cret" not in message
+
+
+def test_every_install_hint_says_how_to_install_from_source() -> None:
+    from edda._extras import install_hint
+
+    hint = install_hint("nats")
+    assert "/path/to/edda-actors[nats]" in hint and "git+" in hint and "README" in hint
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "pip install '/path/to/edda-actors[postgresql,nats]'" in readme
+    assert "@ git+https://" in readme
+    # No message in the package points at the package index form alone.
+    root = Path(__file__).parent.parent
+    for folder in ("edda", "runtime", "actors", "journal", "transports"):
+        for source in (root / folder).rglob("*.py"):
+            for line in source.read_text().splitlines():
+                if "pip install 'edda-actors[" in line and "``" not in line:
+                    raise AssertionError(f"{source}: {line.strip()}")

@@ -277,3 +277,37 @@ def test_wsgi_server_accepts_cloudevents(sqlite_url: str) -> None:
         types = list(conn.execute(sa.select(schema.events.c.type)).scalars())
     engine.dispose()
     assert types == ["wsgi.ping"]
+
+
+async def test_on_event_handlers_get_edda_s_sdk_event_however_it_arrived(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    from cloudevents.v1.http import CloudEvent
+
+    app = make_app(sqlite_url)
+    got: list[Any] = []
+
+    @app.on_event("stock.counted")
+    async def counted(event: Any) -> None:
+        got.append(event)
+
+    assert app.event_handlers == {"stock.counted": [counted]}
+    await app.initialize()
+    structured = {"specversion": "1.0", "id": "s-1", "type": "stock.counted", "source": "/wh",
+                  "region": "north", "data": {"count": 1}}
+    binary = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-type": "stock.counted",
+              "ce-source": "/wh", "ce-region": "south", "content-type": "application/json"}
+    async with serve(app) as base, httpx.AsyncClient() as client:
+        assert (await client.post(base, json=structured, headers={
+            "content-type": "application/cloudevents+json"})).status_code == 202
+        assert (await client.post(base, content=b'{"count": 2}', headers=binary)
+                ).status_code == 202
+    await app.handle_cloudevent({"type": "stock.counted", "source": "/wh", "id": "m-1",
+                                 "region": "east", "data": {"count": 3}}, wait=True)
+    await wait_until(lambda: len(got) == 3, "the three handler calls")
+    for event, (event_id, region, count) in zip(
+            sorted(got, key=lambda e: e.get_data()["count"]),
+            [("s-1", "north", 1), ("b-1", "south", 2), ("m-1", "east", 3)], strict=True):
+        assert isinstance(event, CloudEvent)
+        assert event["id"] == event_id and event["type"] == "stock.counted"
+        assert event["region"] == region and event.get_data() == {"count": count}

@@ -77,3 +77,31 @@ def test_pydantic_utils_behave_as_edda_documents() -> None:
     assert pu.enum_value_to_enum("red", Color) is Color.RED
     with pytest.raises(ValueError):
         pu.enum_value_to_enum("blue", Color)
+
+
+@pytest.mark.anyio
+async def test_app_storage_answers_edda_s_queries_and_names_the_rest(
+    sqlite_url: str, make_app: object
+) -> None:
+    from edda import WorkflowContext, activity, workflow
+
+    @activity
+    async def stored_step(ctx: WorkflowContext, n: int) -> int:
+        return n
+
+    @workflow
+    async def stored_flow(ctx: WorkflowContext, n: int) -> int:
+        return await stored_step(ctx, n)
+
+    app = make_app(sqlite_url)  # type: ignore[operator]
+    await app.initialize()
+    iid = await stored_flow.start(n=7)
+    instance = await app.storage.get_instance(iid)
+    assert instance["status"] == "completed" and instance["output_data"] == {"result": 7}
+    history = await app.storage.get_history(iid)
+    assert [h["event_type"] for h in history][:2] == ["WorkflowStarted", "ActivityCompleted"]
+    page = await app.storage.list_instances(workflow_name_filter="stored_flow", limit=10)
+    assert [i["instance_id"] for i in page["instances"]] == [iid] and not page["has_more"]
+    with pytest.raises(AttributeError, match=r"app.storage.create_instance does not exist.*"
+                                             r"app.get_instance"):
+        await app.storage.create_instance("x")

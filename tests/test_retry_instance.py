@@ -57,7 +57,7 @@ async def ship(ctx: WorkflowContext, order: str) -> str:
 
 
 @workflow
-async def order_flow(ctx: WorkflowContext, order: str) -> list[str]:
+async def retried_order(ctx: WorkflowContext, order: str) -> list[str]:
     steps = [await reserve(ctx, order), await charge(ctx, order)]
     if "workflow" in BROKEN:
         raise RuntimeError("a bug in the workflow's own code")
@@ -97,7 +97,7 @@ def _clean() -> None:
 async def _failed(app: EddaApp, order: str) -> str:
     iid = f"order-{order}"
     with pytest.raises((RetryExhaustedError, RuntimeError)):  # start() runs it to its end
-        await order_flow.start(order=order, instance_id=iid)
+        await retried_order.start(order=order, instance_id=iid)
     await finished(app, iid, statuses=("failed",))
     return iid
 
@@ -159,7 +159,7 @@ async def test_a_restart_during_the_retried_run_replays_it(
 async def test_what_cannot_be_retried_is_refused(sqlite_url: str, make_app: MakeApp) -> None:
     app = make_app(sqlite_url)
     await app.initialize()
-    done = await order_flow.start(order="o4")
+    done = await retried_order.start(order="o4")
     await finished(app, done, statuses=("completed",))
     outcome = await app.retry_workflow(done)
     assert not outcome and "is completed; only a failed instance" in outcome.reason
@@ -190,3 +190,25 @@ async def test_the_json_api_retries(sqlite_url: str, make_app: MakeApp) -> None:
         assert again.status_code == 409
         assert again.json()["error_type"] == "NotRetryable"
         assert (await client.post("/api/instances/nobody/retry")).status_code == 404
+
+
+async def test_history_shows_edda_s_retry_metadata(sqlite_url: str, make_app: MakeApp) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    BROKEN.add("partner")
+    iid = await _failed(app, "o7")
+    history = await app.get_history(iid)
+    failed = next(h for h in history if h["event_type"] == "ActivityFailed")
+    meta = failed["event_data"]["retry_metadata"]
+    assert meta["total_attempts"] == 2 and meta["exhausted"] is True
+    assert [e["attempt"] for e in meta["errors"]] == [1, 2]
+    assert meta["errors"][0]["error_type"] == "ConnectionError"
+    assert meta["last_error"] == {"error_type": "ConnectionError",
+                                  "message": "payment partner unreachable"}
+    assert meta["total_duration_ms"] >= 0 and failed["event_data"]["duration_ms"] >= 0
+    BROKEN.clear()
+    assert await app.retry_workflow(iid)
+    await app.wait_result(iid, timeout=10)
+    done = [h for h in await app.get_history(iid) if h["event_type"] == "ActivityCompleted"
+            and h["event_data"]["activity_name"] == "charge"]
+    assert "retry_metadata" not in done[0]["event_data"]  # one attempt: nothing to tell

@@ -24,7 +24,7 @@ from edda import (
 )
 from edda.journal.entries import CompensationDone, CompensationsStarted, WorkflowCancelling
 from edda.journal.store import read_journal
-from tests.support.gates import Gate, interrupt_and_restart, wait_for, wait_until
+from tests.support.gates import Gate, finished, interrupt_and_restart, wait_for, wait_until
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
@@ -401,3 +401,24 @@ async def test_a_compensation_cannot_make_durable_calls(sqlite_url: str,
     journal = await read_journal(app.database, inst["instance_id"])
     done = [r.entry for r in journal if isinstance(r.entry, CompensationDone)]
     assert done[0].error is not None and "cannot make durable calls" in done[0].error.message
+
+
+@workflow
+async def cancel_waits_for_payment(ctx: WorkflowContext) -> object:
+    return (await wait_event(ctx, "cancel.payment")).data
+
+
+async def test_a_cancelled_instance_never_shows_its_old_status_or_takes_its_event(
+    db_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(db_url)
+    await app.initialize()
+    iid = await cancel_waits_for_payment.start()
+    assert (await app.get_instance(iid) or {})["status"] == "waiting_for_message"
+    assert await app.cancel_workflow(iid)
+    # From the moment the cancel is accepted: on its way out, never waiting again.
+    assert (await app.get_instance(iid) or {})["status"] in ("compensating", "cancelled")
+    await app.handle_cloudevent({"type": "cancel.payment", "source": "/t", "id": "p-1",
+                                 "specversion": "1.0", "data": {"paid": True}}, wait=True)
+    inst = await finished(app, iid, statuses=("cancelled",))
+    assert inst["output_data"]["previous_status"] == "waiting_for_message"

@@ -332,10 +332,13 @@ def test_unsupported_db_url_is_rejected(url: str) -> None:
         EddaApp("svc", url)
 
 
-async def test_start_before_initialize_is_a_clear_error(sqlite_url: str) -> None:
-    EddaApp("svc", sqlite_url)
+async def test_start_without_a_single_app_to_start_is_a_clear_error(sqlite_url: str) -> None:
     with pytest.raises(WorkflowNotInitializedError, match="not initialized"):
-        await arithmetic_wf.start(x=1)
+        await arithmetic_wf.start(x=1)  # no app at all
+    first, second = EddaApp("one", sqlite_url), EddaApp("two", sqlite_url)
+    with pytest.raises(WorkflowNotInitializedError, match="not initialized"):
+        await arithmetic_wf.start(x=1)  # two apps never initialized: which one?
+    assert first.fresh and second.fresh
 
 
 async def test_find_instances_filters_and_pages(db_url: str, make_app: MakeApp) -> None:

@@ -139,12 +139,22 @@ class SocketBell:
 
     async def start(self, heard: Callable[[bytes], None]) -> None:
         self._heard = heard
-        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        sock.bind(str(self._path))
+        try:
+            for last in (False, False, True):
+                self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                try:
+                    sock.bind(str(self._path))
+                    break
+                except FileNotFoundError:  # the last process left just now, removing it
+                    if last:
+                        raise
+        except BaseException:
+            sock.close()
+            raise
         self._in = sock
         self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._out.setblocking(False)
@@ -159,12 +169,16 @@ class SocketBell:
                 return
             except OSError:
                 return
-            self._heard(data)
+            if data:  # an empty datagram only checks that this process is alive
+                self._heard(data)
 
     async def ring(self, payload: bytes) -> None:
-        out = self._out
-        if out is None:
-            return
+        if self._out is not None:
+            self._send_all(self._out, payload)
+
+    def _send_all(self, out: socket.socket, payload: bytes) -> None:
+        """Send ``payload`` to every other process's socket; unlink those whose
+        process is gone."""
         own = self._path.name
         try:
             entries = list(os.scandir(self._dir))
@@ -191,6 +205,11 @@ class SocketBell:
             self._in = None
             with contextlib.suppress(OSError):
                 self._path.unlink()
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                self._send_all(out, b"")  # unlinks the sockets of processes that died
+            finally:
+                out.close()
+        with contextlib.suppress(OSError):
+            self._dir.rmdir()  # the last process of the database leaves no folder

@@ -116,6 +116,11 @@ class BridgedTransport(InProcTransport):
             return
         self._sender = asyncio.create_task(self._send(), name="edda-bell-sender")
 
+    @property
+    def ringing(self) -> bool:
+        """Whether publishes reach the other processes (the bell started)."""
+        return self._sender is not None
+
     async def publish(
         self, subject: str, data: bytes, *, headers: Mapping[str, str] | None = None
     ) -> None:

@@ -52,7 +52,9 @@ _LAST_FLUSH = 1.0
 
 
 def _install_hint() -> ImportError:
-    return ImportError("NatsTransport needs nats-py: pip install 'edda-actors[nats]'")
+    return ImportError("NatsTransport needs nats-py: pip install '/path/to/edda-actors[nats]' "
+                       "(from your checkout, or 'edda-actors[nats] @ git+<repository URL>'; "
+                       "see the README's Install section)")
 
 
 @dataclass(eq=False)

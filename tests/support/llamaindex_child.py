@@ -10,16 +10,14 @@ for the workflow to complete and prints its result as JSON.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
-import sys
-import time
 
+import recovering_child  # run as a script: this folder is first on sys.path
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
-from edda import EddaApp, WorkflowContext, workflow
+from edda import WorkflowContext, workflow
 from edda.integrations.llamaindex import DurableWorkflowRunner
 
 SIDE_DB = os.environ["EDDA_SIDE_DB"]
@@ -81,23 +79,5 @@ async def shipping(ctx: WorkflowContext, order_id: str) -> dict[str, object]:
     return result
 
 
-async def main(mode: str, db_url: str) -> None:
-    app = EddaApp("llamaindex-crash", db_url)
-    await app.initialize()
-    if mode == "start":
-        await shipping.start(order_id="S-1")
-        await asyncio.sleep(3600)  # killed in step BLOCK_AT
-    started = time.perf_counter()
-    while time.perf_counter() - started < 60:
-        found = await app.find_instances(workflow_name="shipping", status="completed")
-        if found["instances"]:
-            print(json.dumps(found["instances"][0]["output_data"]["result"]), flush=True)
-            await app.shutdown()
-            return
-        await asyncio.sleep(0.01)
-    await app.shutdown()
-    sys.exit("shipping did not complete within 60 s")
-
-
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    recovering_child.main("llamaindex-crash", shipping, order_id="S-1")

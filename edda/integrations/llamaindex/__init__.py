@@ -12,11 +12,13 @@ A step returns `DurableSleepEvent` or `DurableWaitEvent` to wait durably; the
 steps that take `ResumeEvent` go on afterwards. See docs/llamaindex.md.
 """
 
+from edda._extras import install_hint as _install_hint
+
 try:
     import workflows.events as _workflows_events  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "edda.integrations.llamaindex needs LlamaIndex: pip install 'edda-actors[llamaindex]'"
+        "edda.integrations.llamaindex needs LlamaIndex: " + _install_hint('llamaindex')
     ) from exc
 
 from edda.integrations.llamaindex.context import StepContext

@@ -1,0 +1,47 @@
+"""Durable pydantic-graph graphs: every node run is journaled as an Edda activity.
+
+Install with ``pip install 'edda-actors[graph]'``::
+
+    g = GraphBuilder(state_type=OrderState, output_type=str)
+    g.add(g.edge_from(g.start_node).to(Validate), g.node(Validate), g.node(Charge),
+          g.node(WaitForEvent))
+    order_graph = DurableGraph(g.build())
+
+    @workflow
+    async def order_workflow(ctx: WorkflowContext, order_id: str) -> str:
+        return await order_graph.run(ctx, Validate(order_id), state=OrderState())
+
+A node returns `Sleep` or `WaitForEvent` to wait durably; the node they name
+runs afterwards. See docs/graph.md.
+"""
+
+from edda._extras import install_hint as _install_hint
+
+try:
+    import pydantic_graph as _pydantic_graph  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "edda.integrations.graph needs pydantic-graph: " + _install_hint('graph')
+    ) from exc
+
+from edda.integrations.graph.context import DurableGraphContext
+from edda.integrations.graph.errors import GraphExecutionError
+from edda.integrations.graph.markers import ReceivedEvent, Sleep, WaitForEvent
+from edda.integrations.graph.runner import DurableGraph
+
+__all__ = [
+    "DurableGraph",
+    "DurableGraphContext",
+    "GraphExecutionError",
+    "ReceivedEvent",
+    "Sleep",
+    "WaitForEvent",
+]
+
+# Journals store these classes by module: they answer to this package, not to the
+# module they live in today (see edda/__init__.py).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

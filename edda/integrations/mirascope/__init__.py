@@ -1,0 +1,50 @@
+"""Durable Mirascope LLM calls: every call to a model is journaled as an Edda activity.
+
+Install with ``pip install 'edda-actors[mirascope]'``::
+
+    @durable_call("openai/gpt-4o-mini")
+    async def summarize(text: str) -> str:
+        return f"Summarize in one sentence: {text}"
+
+    @workflow
+    async def digest(ctx: WorkflowContext, text: str) -> str:
+        answer = await summarize(ctx, text)       # one activity; never asked again on replay
+        return answer["content"]
+
+`call` and `call_with_messages` ask a model from a workflow without a prompt
+function; `DurableAgent` keeps a conversation and runs tool loops in which every
+turn and every tool call is an activity. Tools and response models are never
+journaled: the journal holds the tool calls, the tools' results and the
+structured output as data. See docs/mirascope.md.
+"""
+
+from edda._extras import install_hint as _install_hint
+
+try:
+    from mirascope import llm as _llm  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "edda.integrations.mirascope needs Mirascope: " + _install_hint('mirascope')
+    ) from exc
+
+from edda.integrations.mirascope.agent import DurableAgent
+from edda.integrations.mirascope.calls import call, call_with_messages, durable_call
+from edda.integrations.mirascope.deps import DurableDeps
+from edda.integrations.mirascope.response import DurableResponse
+
+__all__ = [
+    "DurableAgent",
+    "DurableDeps",
+    "DurableResponse",
+    "call",
+    "call_with_messages",
+    "durable_call",
+]
+
+# Journals store these classes by module: they answer to this package, not to the
+# module they live in today (see edda/__init__.py).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj
