@@ -31,7 +31,7 @@ from tests.support.cluster import NodeProcess
 from tests.support.natsserver import NatsCluster
 
 pytestmark = pytest.mark.anyio
-CHAOS_SECONDS = float(os.environ.get("EDDA_CHAOS_SECONDS", "180"))
+CHAOS_SECONDS = float(os.environ.get("EDDA_CHAOS_SECONDS", "120"))
 TOTAL = 2000
 LEASE = 5.0
 
