@@ -301,26 +301,25 @@ def _acted(what: str, instance_id: str, outcome: Request, doing: str) -> str:
     return f"{done}; node {outcome.owner} is {doing} it now"
 
 
-def _cancel(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    async def work(client: AdminClient) -> int:
-        outcome = await client.cancel(args.instance_id, args.by)
-        if not outcome.accepted:
-            raise CliError(outcome.reason)
-        _out(_acted("cancel", args.instance_id, outcome, "cancelling"))
-        return 0
+def _request(what: str, doing: str) -> Callable[[argparse.Namespace, argparse.ArgumentParser],
+                                                int]:
+    """The ``cancel`` or ``retry`` command: commit the request, then say who acts on it."""
+    def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+        async def work(client: AdminClient) -> int:
+            ask = client.cancel if what == "cancel" else client.retry
+            outcome = await ask(args.instance_id, args.by)
+            if not outcome.accepted:
+                raise CliError(outcome.reason)
+            _out(_acted(what, args.instance_id, outcome, doing))
+            return 0
 
-    return _run(args, parser, work)
+        return _run(args, parser, work)
+
+    return command
 
 
-def _retry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    async def work(client: AdminClient) -> int:
-        outcome = await client.retry(args.instance_id, args.by)
-        if not outcome.accepted:
-            raise CliError(outcome.reason)
-        _out(_acted("retry", args.instance_id, outcome, "running"))
-        return 0
-
-    return _run(args, parser, work)
+_cancel = _request("cancel", "cancelling")
+_retry = _request("retry", "running")
 
 
 # -- serving ---------------------------------------------------------------------------------
