@@ -16,16 +16,22 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from edda.journal import schema
+from edda.journal.channels import Subscribe
 from edda.journal.codec import encode_entry
 from edda.journal.entries import (
     CALL_ENTRY_TYPES,
     ActivityFailed,
     CompensationsStarted,
+    Subscribed,
+    Unsubscribed,
+    WaitStarted,
     WorkflowFailed,
     WorkflowRetried,
+    WorkflowStarted,
     kind_of,
 )
 from edda.journal.records import journal_records
+from edda.journal.waits import AddWait
 from edda.journal.writes import Write
 
 if TYPE_CHECKING:
@@ -34,7 +40,7 @@ if TYPE_CHECKING:
     from edda.journal.records import Record
     from edda.journal.writes import WriteContext
 
-_i, _j = schema.instances, schema.journal
+_i, _j, _s = schema.instances, schema.journal, schema.subscriptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +79,88 @@ class RequestRetry(Write[RetryOutcome], frozen=True):
             return RetryOutcome(False, f"instance {instance_id!r} ran its compensations when "
                                        "it failed, undoing its steps; start a new instance "
                                        "instead")
+        superseded = _superseded(records)
+        kept = [r for r in records if r.seq not in superseded]
+        subscriptions = _subscriptions(kept, instance_id)
+        for sub in subscriptions:  # checked before anything is written
+            taken = conn.execute(sa.select(_s.c.mode).where(
+                _s.c.address == sub.address, _s.c.mode != sub.mode,
+                _s.c.instance_id != instance_id).limit(1)).scalar()
+            if taken is not None:
+                return RetryOutcome(False, f"instance {instance_id!r} subscribed to "
+                                           f"{sub.channel!r} as {sub.mode}, which others now "
+                                           f"use as {taken}; it cannot run again as it was")
         retried = WorkflowRetried(retried_by=self.by, retried_at=self.at,
-                                  superseded=_superseded(records))
+                                  superseded=superseded)
         last = conn.execute(sa.select(sa.func.max(_j.c.seq))
                             .where(_j.c.instance_id == instance_id)).scalar_one()
         conn.execute(sa.insert(_j).values(
             instance_id=instance_id, seq=int(last) + 1, kind=kind_of(retried),
             body=encode_entry(retried).decode(), created_at=ctx.now))
+        # Its end dropped its waits and subscriptions; the run picks up where it was,
+        # so they come back as its journal has them. A cancel that arrived as it
+        # failed is over: retrying is a new decision to run it.
+        for sub in subscriptions:
+            sub.apply(conn, ctx)
+        for wait in _open_waits(kept, instance_id):
+            wait.apply(conn, ctx)
         conn.execute(sa.update(_i).where(_i.c.instance_id == instance_id).values(
-            status="running", output=None, owner_node=None, updated_at=ctx.now))
+            status="running", output=None, owner_node=None, cancel_request=None,
+            updated_at=ctx.now))
         return RetryOutcome(True, "retried")
 
 
 def _superseded(records: list[Record]) -> list[int]:
-    """The failure, and the activity failure that ended the run if it was the run's
-    last durable call (one the workflow caught and went on from stays)."""
-    superseded = [records[-1].seq]
+    """The failure, and the activity failures that ended the run: the one whose error
+    the workflow failed with, and those after the run's last step of progress (calls
+    side by side in ``gather`` may all have failed; a wait they left open is no
+    progress). A failure the workflow caught and went on from stays."""
+    failure = records[-1].entry
+    assert isinstance(failure, WorkflowFailed)
+    superseded = {records[-1].seq}
     for record in reversed(records[:-1]):
-        if isinstance(record.entry, CALL_ENTRY_TYPES):
-            if isinstance(record.entry, ActivityFailed):
-                superseded.append(record.seq)
+        if isinstance(record.entry, ActivityFailed):
+            superseded.add(record.seq)
+        elif isinstance(record.entry, CALL_ENTRY_TYPES) and not isinstance(record.entry,
+                                                                             WaitStarted):
+            break
+    error = failure.error
+    for record in reversed(records):  # the newest with that error: what the run raised
+        entry = record.entry
+        if isinstance(entry, ActivityFailed) and (entry.error.qualname, entry.error.message) \
+                == (error.qualname, error.message):
+            superseded.add(record.seq)
             break
     return sorted(superseded)
+
+
+def _subscriptions(records: list[Record], instance_id: str) -> list[Subscribe]:
+    """The subscriptions the run holds at the end of ``records``: carried over from
+    a recur, then subscribed and not left."""
+    held: dict[str, Subscribe] = {}
+    for record in records:
+        entry = record.entry
+        if isinstance(entry, WorkflowStarted):
+            for carried in entry.subscriptions:
+                held[carried["channel"]] = Subscribe(
+                    instance_id, carried["channel"], carried["address"], carried["mode"],
+                    carried["since"])
+        elif isinstance(entry, Subscribed):
+            held[entry.channel] = Subscribe(instance_id, entry.channel, entry.address,
+                                            entry.mode, entry.since)
+        elif isinstance(entry, Unsubscribed):
+            held.pop(entry.channel, None)
+    return list(held.values())
+
+
+def _open_waits(records: list[Record], instance_id: str) -> list[AddWait]:
+    """The waits that began and were not ended by what followed them."""
+    started: dict[int, WaitStarted] = {}
+    for record in records:
+        entry = record.entry
+        if isinstance(entry, WaitStarted):
+            started[entry.call] = entry
+        elif isinstance(entry, CALL_ENTRY_TYPES):
+            started.pop(entry.call, None)
+    return [AddWait(instance_id, w.position, w.wait_type, w.key, w.deadline)
+            for w in started.values()]

@@ -10,6 +10,7 @@ actors and hands their instances back for any node to claim.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -219,7 +220,7 @@ class EddaApp:
         self.transport: Transport = transport or self._make_transport()
         self._initialized = False
         self._ever_started = False
-        self._starting: asyncio.Future[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._node: Node | None = None
         self._failure: BaseException | None = None
         self._writer: GroupCommitWriter | None = None
@@ -246,18 +247,15 @@ class EddaApp:
         """
         if self._initialized:
             return
-        if self._starting is not None:  # another caller is initializing it: wait for that
-            await asyncio.shield(self._starting)
-            return
-        self._starting = asyncio.get_running_loop().create_future()
+        if self._starting is None:
+            # One start, in a task of its own: every caller waits for it, and a caller
+            # that is cancelled (a timeout around a first use) does not cancel it.
+            self._starting = asyncio.create_task(self._start_once(), name="edda-app-start")
+        await asyncio.shield(self._starting)
+
+    async def _start_once(self) -> None:
         try:
             await self._start_node()
-        except BaseException as exc:
-            self._starting.set_exception(exc)
-            self._starting.exception()  # retrieved here; the waiters get it too
-            raise
-        else:
-            self._starting.set_result(None)
         finally:
             self._starting = None
 
@@ -280,6 +278,9 @@ class EddaApp:
     async def shutdown(self) -> None:
         """Stop every actor and give this node's instances back; they resume on next start."""
         self._ever_started = True  # shut down: no longer started by a first use
+        if self._starting is not None:  # a start under way: let it finish, then stop it
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._starting)
         node = self._node
         if node is None:
             return

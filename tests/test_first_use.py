@@ -4,6 +4,8 @@ recovers the unfinished instances of a process that died."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -98,3 +100,22 @@ async def test_start_detached_returns_at_once_and_the_instance_runs(fresh: EddaA
         assert await fresh.wait_result(instance_id, timeout=10) == {"name": name}
     with pytest.raises(TypeError, match=r"start_detached\(name='x'\)"):
         await first_use_flow.start_detached("x")
+
+
+async def test_a_first_use_given_up_on_leaves_the_start_to_finish(fresh: EddaApp) -> None:
+    # A caller that stops waiting (a timeout around its first use) does not cancel the
+    # start that others wait for: it finishes and the app works.
+    others = asyncio.create_task(fresh.initialize())
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(fresh.initialize(), 0.001)
+    await others
+    assert not fresh.fresh
+    await fresh.publish("first-use.channel", {"ok": True})
+
+
+async def test_a_shutdown_during_the_first_start_stops_the_app(fresh: EddaApp) -> None:
+    starting = asyncio.create_task(fresh.initialize())
+    await asyncio.sleep(0)  # the start is under way
+    await fresh.shutdown()
+    await starting
+    assert fresh._node is None and not fresh._initialized

@@ -5,6 +5,7 @@ the middle replays the retried journal, and what cannot be retried is refused.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 
@@ -20,6 +21,10 @@ from edda import (
     activity,
     compensation,
     on_failure,
+    receive,
+    send_event,
+    subscribe,
+    wait_event,
     workflow,
 )
 from tests.support.gates import Gate, finished, settle, wait_for
@@ -212,3 +217,45 @@ async def test_history_shows_edda_s_retry_metadata(sqlite_url: str, make_app: Ma
     done = [h for h in await app.get_history(iid) if h["event_type"] == "ActivityCompleted"
             and h["event_data"]["activity_name"] == "charge"]
     assert "retry_metadata" not in done[0]["event_data"]  # one attempt: nothing to tell
+
+
+@activity
+async def flaky_step(ctx: WorkflowContext) -> str:
+    RUNS["flaky_step"] += 1
+    if "step" in BROKEN:
+        raise TerminalError("not yet")
+    return "ok"
+
+
+@workflow
+async def subscribes_then_fails(ctx: WorkflowContext) -> object:
+    await subscribe(ctx, "retry-jobs", mode="competing")
+    await flaky_step(ctx)
+    return (await receive(ctx, "retry-jobs")).data
+
+
+@workflow
+async def waits_beside_a_failure(ctx: WorkflowContext) -> list[object]:
+    async def go() -> object:
+        return (await wait_event(ctx, "retry.go")).data
+
+    return list(await asyncio.gather(go(), flaky_step(ctx)))
+
+
+async def test_a_retried_run_keeps_its_subscriptions_and_open_waits(
+    db_url: str, make_app: MakeApp
+) -> None:
+    # The sweep runs once a minute: only restored rows explain a prompt wake-up.
+    app = make_app(db_url, recovery_interval=60.0)
+    await app.initialize()
+    BROKEN.add("step")
+    for wf, iid in ((subscribes_then_fails, "sub-1"), (waits_beside_a_failure, "wait-1")):
+        with contextlib.suppress(TerminalError):
+            await wf.start(instance_id=iid)
+        await finished(app, iid, statuses=("failed",))
+    BROKEN.clear()
+    assert await app.retry_workflow("sub-1") and await app.retry_workflow("wait-1")
+    await app.publish("retry-jobs", {"job": 1})
+    assert await app.wait_result("sub-1", timeout=10) == {"job": 1}
+    await send_event("retry.go", "/t", {"go": True})
+    assert await app.wait_result("wait-1", timeout=10) == [{"go": True}, "ok"]

@@ -144,13 +144,13 @@ class SocketBell:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         try:
-            for last in (False, False, True):
-                self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                try:
+            for attempt in range(10):
+                try:  # the last process may remove the folder at any moment
+                    self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                     sock.bind(str(self._path))
                     break
-                except FileNotFoundError:  # the last process left just now, removing it
-                    if last:
+                except (FileNotFoundError, FileExistsError):
+                    if attempt == 9:
                         raise
         except BaseException:
             sock.close()
