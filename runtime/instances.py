@@ -363,6 +363,8 @@ class InstanceRunner:
         outcome = await self._require_stores().journal.request_retry(
             instance_id, retried_by, self.clock.now())
         if outcome.accepted:
+            if self.supervisor.is_running(instance_id):
+                self._rewake.add(instance_id)  # its failed run is still leaving: after it
             self._require_router().send(instance_id, "wake")
         return outcome
 
