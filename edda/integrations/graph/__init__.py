@@ -15,19 +15,14 @@ A node returns `Sleep` or `WaitForEvent` to wait durably; the node they name
 runs afterwards. See docs/graph.md.
 """
 
-from edda._extras import install_hint as _install_hint
+from edda._extras import require as _require
 
-try:
-    import pydantic_graph as _pydantic_graph  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "edda.integrations.graph needs pydantic-graph: " + _install_hint('graph')
-    ) from exc
+_require("pydantic_graph", "edda.integrations.graph needs pydantic-graph", "graph")
 
-from edda.integrations.graph.context import DurableGraphContext
-from edda.integrations.graph.errors import GraphExecutionError
-from edda.integrations.graph.markers import ReceivedEvent, Sleep, WaitForEvent
-from edda.integrations.graph.runner import DurableGraph
+from edda.integrations.graph.context import DurableGraphContext  # noqa: E402
+from edda.integrations.graph.errors import GraphExecutionError  # noqa: E402
+from edda.integrations.graph.markers import ReceivedEvent, Sleep, WaitForEvent  # noqa: E402
+from edda.integrations.graph.runner import DurableGraph  # noqa: E402
 
 __all__ = [
     "DurableGraph",

@@ -12,19 +12,14 @@ A step returns `DurableSleepEvent` or `DurableWaitEvent` to wait durably; the
 steps that take `ResumeEvent` go on afterwards. See docs/llamaindex.md.
 """
 
-from edda._extras import install_hint as _install_hint
+from edda._extras import require as _require
 
-try:
-    import workflows.events as _workflows_events  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "edda.integrations.llamaindex needs LlamaIndex: " + _install_hint('llamaindex')
-    ) from exc
+_require("workflows.events", "edda.integrations.llamaindex needs LlamaIndex", "llamaindex")
 
-from edda.integrations.llamaindex.context import StepContext
-from edda.integrations.llamaindex.errors import WorkflowExecutionError, WorkflowReplayError
-from edda.integrations.llamaindex.events import DurableSleepEvent, DurableWaitEvent, ResumeEvent
-from edda.integrations.llamaindex.runner import DurableWorkflowRunner
+from edda.integrations.llamaindex.context import StepContext  # noqa: E402
+from edda.integrations.llamaindex.errors import WorkflowExecutionError, WorkflowReplayError  # noqa: E402
+from edda.integrations.llamaindex.events import DurableSleepEvent, DurableWaitEvent, ResumeEvent  # noqa: E402
+from edda.integrations.llamaindex.runner import DurableWorkflowRunner  # noqa: E402
 
 __all__ = [
     "DurableSleepEvent",

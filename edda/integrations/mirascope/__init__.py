@@ -18,19 +18,14 @@ journaled: the journal holds the tool calls, the tools' results and the
 structured output as data. See docs/mirascope.md.
 """
 
-from edda._extras import install_hint as _install_hint
+from edda._extras import require as _require
 
-try:
-    from mirascope import llm as _llm  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "edda.integrations.mirascope needs Mirascope: " + _install_hint('mirascope')
-    ) from exc
+_require("mirascope.llm", "edda.integrations.mirascope needs Mirascope", "mirascope")
 
-from edda.integrations.mirascope.agent import DurableAgent
-from edda.integrations.mirascope.calls import call, call_with_messages, durable_call
-from edda.integrations.mirascope.deps import DurableDeps
-from edda.integrations.mirascope.response import DurableResponse
+from edda.integrations.mirascope.agent import DurableAgent  # noqa: E402
+from edda.integrations.mirascope.calls import call, call_with_messages, durable_call  # noqa: E402
+from edda.integrations.mirascope.deps import DurableDeps  # noqa: E402
+from edda.integrations.mirascope.response import DurableResponse  # noqa: E402
 
 __all__ = [
     "DurableAgent",
