@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from edda import _cli_format as fmt
 from edda._extras import install_hint as _install_hint
+from edda.journal.database import shown_url
 from edda.journal.faults import describe, is_transient
-from edda.runtime.admin import AdminClient, AdminError, Request, redact
+from edda.runtime.admin import AdminClient, AdminError, Request
 from edda.runtime.queries import STATUSES
 from edda.runtime.timeline import timeline
 
@@ -207,7 +208,7 @@ def _scrub(text: str, db_url: str) -> str:
 
 
 def _explain(exc: BaseException, client: AdminClient, timeout: float) -> str:
-    where = redact(client.db_url)
+    where = shown_url(client.db_url)
     if isinstance(exc, AdminError):
         return str(exc)
     if isinstance(exc, TimeoutError):
@@ -273,7 +274,7 @@ def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 async def _instance(client: AdminClient, instance_id: str) -> dict[str, Any]:
     inst = await client.get_instance(instance_id)
     if inst is None:
-        raise CliError(f"no workflow instance {instance_id!r} in {redact(client.db_url)}")
+        raise CliError(f"no workflow instance {instance_id!r} in {shown_url(client.db_url)}")
     return inst
 
 
@@ -385,10 +386,10 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not isinstance(target, EddaApp):
         raise CliError(f"{args.app} is a {type(target).__name__}, not an EddaApp")
     if given and target.db_url != given:
-        parser.error(f"{args.app} uses {redact(target.db_url)}, not --db {redact(given)}; "
+        parser.error(f"{args.app} uses {shown_url(target.db_url)}, not --db {shown_url(given)}; "
                      f"let the app read ${DB_ENV} or leave --db out")
     return _serve_app(target, args, f"serving {args.app} ({target.service_name}, "
-                                    f"{redact(target.db_url)}) on "
+                                    f"{shown_url(target.db_url)}) on "
                                     f"http://{args.host}:{args.port}")
 
 
@@ -405,7 +406,7 @@ def _viewer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(_scrub(str(exc), url))
     except ImportError as exc:
         raise CliError(str(exc)) from None
-    return _serve_app(app, args, f"Edda viewer of {redact(url)}: "
+    return _serve_app(app, args, f"Edda viewer of {shown_url(url)}: "
                                  f"http://{args.host}:{args.port}/viewer/")
 
 

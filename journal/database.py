@@ -62,7 +62,7 @@ def shown_url(db_url: str) -> str:
     """``db_url`` as errors and logs may show it: without its password."""
     try:
         return make_url(db_url).render_as_string(hide_password=True)
-    except (ArgumentError, TypeError):
+    except (ArgumentError, TypeError, ValueError):
         return "<a db_url that is not a URL>"
 
 

@@ -92,10 +92,9 @@ class RequestRetry(Write[RetryOutcome], frozen=True):
                                            f"use as {taken}; it cannot run again as it was")
         retried = WorkflowRetried(retried_by=self.by, retried_at=self.at,
                                   superseded=superseded)
-        last = conn.execute(sa.select(sa.func.max(_j.c.seq))
-                            .where(_j.c.instance_id == instance_id)).scalar_one()
+        # The failure is the journal's newest entry (supersession only hides older ones).
         conn.execute(sa.insert(_j).values(
-            instance_id=instance_id, seq=int(last) + 1, kind=kind_of(retried),
+            instance_id=instance_id, seq=records[-1].seq + 1, kind=kind_of(retried),
             body=encode_entry(retried).decode(), created_at=ctx.now))
         # Its end dropped its waits and subscriptions; the run picks up where it was,
         # so they come back as its journal has them. A cancel that arrived as it

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from edda.actors.address import Addresses, InstanceMail, encode_mail
-from edda.journal.database import Database, parse_db_url
+from edda.journal.database import Database, parse_db_url, shown_url
 from edda.journal.migrations import LATEST_VERSION, current_version
 from edda.journal.stores import Stores, sql_stores
 from edda.runtime import queries
@@ -59,14 +59,6 @@ class Request:
     reason: str
     owner: str | None = None
     told: bool = False
-
-
-def redact(db_url: str) -> str:
-    """``db_url`` without its password, for messages."""
-    try:
-        return make_url(db_url).render_as_string(hide_password=True)
-    except Exception:
-        return "the given database URL"
 
 
 class AdminClient:
@@ -106,10 +98,10 @@ class AdminClient:
         try:
             version = await current_version(db)
             if version == 0:
-                raise AdminError(f"{redact(self.db_url)} is not an Edda database (it has no "
+                raise AdminError(f"{shown_url(self.db_url)} is not an Edda database (it has no "
                                  "Edda tables; a node creates them when it first starts)")
             if version < LATEST_VERSION:
-                raise AdminError(f"{redact(self.db_url)} has Edda schema version {version}; "
+                raise AdminError(f"{shown_url(self.db_url)} has Edda schema version {version}; "
                                  f"this version reads {LATEST_VERSION}: start a node of this "
                                  "version on it once to upgrade it")
         except BaseException:

@@ -335,9 +335,7 @@ class EddaApp:
         """
         await self._require_initialized()
         self._require_registered(wf)
-        chosen = None
-        if "instance_id" in kwargs and not wf.takes("instance_id"):
-            chosen = check_instance_id(kwargs.pop("instance_id"))
+        chosen = _chosen_id(wf, kwargs)
         stored = wf.prepare_input(kwargs)
         if chosen is None:
             new_id, partition, epoch = self._placement().new_id(wf.name)
@@ -373,11 +371,11 @@ class EddaApp:
         """
         await self._require_initialized()
         self._require_registered(wf)
-        if "instance_id" in kwargs and not wf.takes("instance_id"):
-            chosen = check_instance_id(kwargs.pop("instance_id"))
-            await starts.create_named(self, wf, chosen, wf.prepare_input(kwargs))
-            return chosen
+        chosen = _chosen_id(wf, kwargs)
         stored = wf.prepare_input(kwargs)
+        if chosen is not None:
+            await starts.create_named(self, wf, chosen, stored)
+            return chosen
         instance_id, partition, epoch = self._placement().new_id(wf.name)
         await starts.create(self, wf, instance_id, stored, partition, epoch)
         return instance_id
@@ -647,3 +645,11 @@ class EddaApp:
     def database(self) -> Database:
         """The node's database engines (for tests and tools)."""
         return self._db
+
+
+def _chosen_id(wf: Workflow[..., Any], kwargs: dict[str, Any]) -> str | None:
+    """The caller's ``instance_id=``, taken out of ``kwargs``, unless the workflow has a
+    parameter of that name (which then gets it)."""
+    if "instance_id" in kwargs and not wf.takes("instance_id"):
+        return check_instance_id(kwargs.pop("instance_id"))
+    return None

@@ -50,6 +50,7 @@ from edda.runtime.serialization import fit, restore, to_jsonable, type_hints
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from edda.runtime.app import EddaApp
     from edda.runtime.context import WorkflowContext
 
 P = ParamSpec("P")
@@ -210,14 +211,7 @@ class Workflow(Generic[P, R]):
             pydantic.ValidationError: For input that fails validation (nothing is written).
             Exception: Whatever the workflow raised; the instance is then ``failed``.
         """
-        if args:
-            raise TypeError(self._keywords_only(args))
-        app = await ready_app()
-        if app is None:
-            raise WorkflowNotInitializedError(
-                "Replay engine not initialized. Ensure EddaApp is properly initialized "
-                "before starting workflows (await app.initialize() or 'async with app:')."
-            )
+        app = await self._app_for("start", args)
         return await app.start_workflow(self, **kwargs)
 
     async def start_detached(self, *args: Any, **kwargs: Any) -> str:
@@ -230,21 +224,31 @@ class Workflow(Generic[P, R]):
             TypeError: For bad input (nothing is written).
             pydantic.ValidationError: For input that fails validation (nothing is written).
         """
+        app = await self._app_for("start_detached", args)
+        return await app.start_instance(self, **kwargs)
+
+    async def _app_for(self, method: str, args: tuple[Any, ...]) -> EddaApp:
+        """The app that ``method`` starts the instance on (see `ready_app`).
+
+        Raises:
+            TypeError: If ``args`` holds positional arguments; the message shows the
+                call with keywords.
+            WorkflowNotInitializedError: If there is no app to run it.
+        """
         if args:
-            raise TypeError(self._keywords_only(args).replace(".start(", ".start_detached("))
+            names = list(self._params)
+            shown = ", ".join(f"{name}={value!r}"
+                              for name, value in zip(names, args, strict=False))
+            raise TypeError(f"{self.name}.{method}() takes keyword arguments only, got "
+                            f"{len(args)} positional; call it as "
+                            f"{self.name}.{method}({shown or '...'})")
         app = await ready_app()
         if app is None:
             raise WorkflowNotInitializedError(
                 "Replay engine not initialized. Ensure EddaApp is properly initialized "
                 "before starting workflows (await app.initialize() or 'async with app:')."
             )
-        return await app.start_instance(self, **kwargs)
-
-    def _keywords_only(self, args: tuple[Any, ...]) -> str:
-        names = list(self._params)
-        shown = ", ".join(f"{name}={value!r}" for name, value in zip(names, args, strict=False))
-        return (f"{self.name}.start() takes keyword arguments only, got {len(args)} positional; "
-                f"call it as {self.name}.start({shown or '...'})")
+        return app
 
     async def __call__(self, *args: Any, **kwargs: Any) -> R:
         """Call the plain function (no journal); for tests."""
