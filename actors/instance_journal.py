@@ -15,6 +15,7 @@ import msgspec
 from edda.journal.appends import Append, InstanceChange, Take, Taken
 from edda.journal.entries import TERMINAL_KINDS, Entry, kind_of
 from edda.journal.errors import EarlierWriteFailed, FencedError
+from edda.journal.writes import mark_seen
 
 if TYPE_CHECKING:
     import asyncio
@@ -40,12 +41,6 @@ class WriteLost(BaseException):
     The supervisor restarts the actor, which replays from what was committed.
     A `BaseException`, so that user code cannot swallow it.
     """
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    # The error of a submitted write surfaces through `settled`; mark it seen.
-    if not future.cancelled():
-        future.exception()
 
 
 class InstanceJournal:
@@ -156,7 +151,7 @@ class InstanceJournal:
         The returned future tells when this write is committed.
         """
         future = self._queue(entry, change, effects)
-        future.add_done_callback(_retrieve)
+        future.add_done_callback(mark_seen)  # its error surfaces through `settled`
         self._unsettled = future
         return future
 

@@ -63,6 +63,14 @@ async def apply_all(db: Database, ops: list[Write[T]], *, node_id: str = "") -> 
     return await db.write(transaction)
 
 
+def mark_seen(future: asyncio.Future[Any]) -> None:
+    """A done-callback for a write's future whose caller may stop waiting: its error
+    (the caller learns it another way, or no longer cares) is marked retrieved, so
+    asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
 class SqlStore:
     """Base of the SQL stores: reads on the database, writes through the node's writer
     (or, without one, each in a transaction of its own)."""
@@ -74,5 +82,8 @@ class SqlStore:
     async def _write(self, op: Write[T]) -> T:
         if self._writer is None:
             return await write_alone(self._db, op)
-        # Shielded: a caller that gives up waiting does not cancel a write others follow.
-        return await asyncio.shield(self._writer.submit(op))
+        # Shielded: a caller that gives up waiting does not cancel a write others follow;
+        # the error of a write nobody waits for any more is not reported as unretrieved.
+        future = self._writer.submit(op)
+        future.add_done_callback(mark_seen)
+        return await asyncio.shield(future)

@@ -27,6 +27,7 @@ from edda.journal.cancel import CancelOutcome, CancelRequest
 from edda.journal.entries import WorkflowFailed
 from edda.journal.records import Record
 from edda.journal.waits import EndAllWaits
+from edda.journal.writes import mark_seen
 from edda.runtime.hooks import fire
 from edda.runtime.registry import app_context
 from edda.runtime.replay import run_workflow
@@ -249,9 +250,12 @@ class InstanceRunner:
             cancel = early
         # The actor waits on its own view of the creation: stopping it (a lost lease)
         # must not cancel the write that start() waits for too.
+        own_view = None
+        if created is not None:
+            own_view = asyncio.shield(created)
+            own_view.add_done_callback(mark_seen)  # start() reports its error
         journal = InstanceJournal(instance_id, workflow_name, epoch, records,
-                                  self._require_writer(),
-                                  unsettled=None if created is None else asyncio.shield(created))
+                                  self._require_writer(), unsettled=own_view)
         actor = InstanceActor(journal, stores=stores, node_id=self.node_id, clock=self.clock,
                               idle_seconds=self.idle_seconds,
                               on_suspended=self._suspended, cancel=cancel)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import sqlite3
@@ -36,7 +37,10 @@ from edda import (
     workflow,
 )
 from edda.journal.database import Database
+from edda.journal.group_commit import GroupCommitWriter
+from edda.journal.migrations import migrate
 from edda.journal.store import InstanceFilter, SqlJournalStore
+from edda.journal.writes import SqlStore, Write, WriteContext
 from edda.testing import passivate_idle
 from tests.support.faults import MiB, ext4_volume, small_tmpfs
 from tests.support.gates import Gate, wait_for, wait_until
@@ -265,6 +269,41 @@ async def test_start_says_the_truth_when_the_node_stops_during_an_outage(
     finally:
         await db.dispose()
     assert rows == [], "a start() that raised left nothing behind"
+
+
+class _Refused(Write[None], frozen=True):
+    """A write the database refuses (a fault of the write, not an outage)."""
+
+    def apply(self, conn: sa.Connection, ctx: WriteContext) -> None:
+        raise ValueError("refused")
+
+
+async def test_a_write_whose_caller_gave_up_fails_without_an_unretrieved_error(
+    tmp_path: Path,
+) -> None:
+    # A recovery sweep cancelled by a shutdown during an outage left its write to fail
+    # unseen, and asyncio reported "Future exception was never retrieved".
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    db = Database.open(f"sqlite:///{tmp_path / 'gave-up.db'}")
+    writer = GroupCommitWriter(db, "node-a")  # not started: the write waits in its queue
+    try:
+        await migrate(db)
+        caller = asyncio.create_task(SqlStore(db, writer)._write(_Refused()))
+        await wait_until(lambda: writer._queue.qsize() > 0, "the write to be queued")
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        writer.start()
+        await writer.aclose()  # the write is tried, and fails, with nobody waiting
+        del caller
+        gc.collect()
+        assert reported == [], reported
+    finally:
+        loop.set_exception_handler(previous)
+        await db.dispose()
 
 
 SHIPMENTS = sa.Table("outage_shipments", sa.MetaData(), sa.Column("order_id", sa.String(64)))
