@@ -24,6 +24,7 @@ The body reports what it does through the actor (`enter_wait`, `blocked_until`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -71,9 +72,10 @@ class InstanceActor:
     """A resident workflow instance."""
 
     __slots__ = ("_clock", "_committing", "_departure", "_handler", "_idle_seconds",
-                 "_idle_timer", "_node_id", "_on_suspended", "_quiet", "_stores", "_task",
-                 "_wakes", "blocked", "busy", "cancel", "compensating", "finishing", "held",
-                 "instance_id", "journal", "leaving", "mailbox", "missed", "waiting")
+                 "_idle_timer", "_interrupt", "_node_id", "_on_suspended", "_quiet", "_stores",
+                 "_task", "_wakes", "blocked", "body_ended", "busy", "cancel", "compensating",
+                 "finishing", "held", "instance_id", "journal", "leaving", "mailbox", "missed",
+                 "waiting")
 
     def __init__(
         self,
@@ -102,6 +104,10 @@ class InstanceActor:
         self.finishing = False
         #: Compensations are running: durable calls are not allowed, cancels neither.
         self.compensating = False
+        #: The body has returned or raised: what is left of it (the other branches of
+        #: a gather) starts nothing new.
+        self.body_ended = False
+        self._interrupt: asyncio.Event | None = None  # cuts short pauses between attempts
         self.waiting = 0
         self.blocked = 0
         self.busy = 0
@@ -248,6 +254,8 @@ class InstanceActor:
     def _accept(self, request: CancelRequest) -> None:
         self.cancel = request
         self._wake_waits()
+        if self._interrupt is not None:
+            self._interrupt.set()
 
     @property
     def committing_cancel(self) -> bool:
@@ -329,6 +337,28 @@ class InstanceActor:
     async def held_back(self) -> None:
         """Block an activity that would start on a held actor, until it is stopped."""
         await asyncio.get_running_loop().create_future()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep between an activity's attempts; a cancel or the end of the body cuts
+        it short (the caller then looks at why)."""
+        if self.cancel is not None or self.body_ended:
+            return
+        if self._interrupt is None:
+            self._interrupt = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._interrupt.wait(), seconds)
+
+    async def end_body(self) -> None:
+        """The body has returned or raised. Its branches still running (the other
+        steps of a ``gather``) start no new step: their waits let go and their
+        activities make no new attempt. Returns once the activities that were
+        running have finished and what they journaled is committed, so that the
+        outcome, and the compensations, come after every step the body took."""
+        self.body_ended = True
+        self._wake_waits()
+        if self._interrupt is not None:
+            self._interrupt.set()
+        await self.until_quiet()
 
     async def until_quiet(self) -> None:
         """Wait until no activity runs, and what they journaled is committed."""

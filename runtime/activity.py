@@ -126,6 +126,7 @@ class Activity(Generic[P, R]):
         if actor.held:  # its partition is moving: the next node runs it
             await actor.held_back()
         await run.host.until_leased(ctx.instance_id)
+        _check_cancel(ctx)  # nothing awaited from here to begin_work: end_body counts it
         run.actor.begin_work()  # a running activity keeps the actor resident
         tried = _Tried(run.clock.now())
         try:
@@ -193,7 +194,8 @@ class Activity(Generic[P, R]):
                 log.warning("activity %s of %s waits for the database (%s)", self.name,
                             ctx.instance_id, describe(exc.__cause__ or exc))
                 _check_cancel(ctx)
-                await asyncio.sleep(away)
+                await ctx._run.actor.pause(away)
+                _check_cancel(ctx)
             except TerminalError as exc:
                 failed = await self._fail(ctx, position, call, exc, stored_args, stored_kwargs,
                                           attempt, tried)
@@ -219,7 +221,7 @@ class Activity(Generic[P, R]):
                 await fire(ctx.hooks, "on_activity_retry", ctx.instance_id, position, self.name,
                            exc, attempt, delay)
                 _check_cancel(ctx)
-                await asyncio.sleep(delay)
+                await ctx._run.actor.pause(delay)
                 _check_cancel(ctx)  # a cancel stops the retries; nothing is recorded
 
     async def _attempt(self, ctx: WorkflowContext, args: tuple[Any, ...],
@@ -319,9 +321,13 @@ async def _quietly(rollback: Awaitable[None]) -> None:
 
 
 def _check_cancel(ctx: WorkflowContext) -> None:
-    request = ctx._run.actor.cancel
-    if request is not None:
-        raise cancelled_error(ctx.instance_id, request.by)
+    """Stop an activity between attempts: the instance was cancelled, or its body
+    ended while this branch of it (a step of a ``gather``) was retrying."""
+    actor = ctx._run.actor
+    if actor.cancel is not None:
+        raise cancelled_error(ctx.instance_id, actor.cancel.by)
+    if actor.body_ended:
+        raise asyncio.CancelledError
 
 
 @overload

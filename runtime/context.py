@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from edda.journal.appends import InstanceChange
@@ -101,6 +102,8 @@ class WorkflowContext:
             from edda.runtime.saga import cancelled_error
 
             raise cancelled_error(self.instance_id, run.actor.cancel.by)
+        if run.actor.body_ended:  # a branch left over (a gather's) once the body ended
+            raise asyncio.CancelledError
         if explicit_id is None:
             n = self._counters.get(name, 0) + 1
             self._counters[name] = n

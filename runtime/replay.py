@@ -232,6 +232,7 @@ async def run_workflow(
     try:
         arguments = wf.build_arguments(started.input)
         result = await wf.func(ctx, **arguments)
+        await actor.end_body()  # what is left of it (a gather's other steps) winds down
         if run.fatal is not None:
             raise run.fatal
         cancel = await actor.finish()
@@ -242,6 +243,9 @@ async def run_workflow(
     except Recurred as recurred:
         return Outcome(recurred=recurred)
     except Exception as exc:
+        # The steps still running in other branches finish first (their results and
+        # compensations are journaled); none starts after this.
+        await actor.end_body()
         cancel = await actor.finish() if run.fatal is None else None
         if cancel is not None:
             return await saga.cancelled(cancel)

@@ -16,6 +16,7 @@ it again and replays it to the wait.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ async def durable_wait(
                 from edda.runtime.saga import cancelled_error
 
                 raise cancelled_error(journal.instance_id, actor.cancel.by)
+            if actor.body_ended:  # a branch left over when the body ended lets go
+                raise asyncio.CancelledError
             taken = await _attempt(run, position, call, take, poll, waiting=True)
             if taken is not None:
                 return taken, True

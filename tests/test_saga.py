@@ -22,7 +22,12 @@ from edda import (
     wait_event,
     workflow,
 )
-from edda.journal.entries import CompensationDone, CompensationsStarted, WorkflowCancelling
+from edda.journal.entries import (
+    ActivityFailed,
+    CompensationDone,
+    CompensationsStarted,
+    WorkflowCancelling,
+)
 from edda.journal.store import read_journal
 from tests.support.gates import Gate, finished, interrupt_and_restart, wait_for, wait_until
 
@@ -422,3 +427,130 @@ async def test_a_cancelled_instance_never_shows_its_old_status_or_takes_its_even
                                  "specversion": "1.0", "data": {"paid": True}}, wait=True)
     inst = await finished(app, iid, statuses=("cancelled",))
     assert inst["output_data"]["previous_status"] == "waiting_for_message"
+
+
+# -- the other branches of a gather when the body ends ------------------------------------
+
+#: Attempts of `flaky_sibling`, counted by the test.
+SIBLING_ATTEMPTS: list[int] = []
+
+
+@activity
+async def fail_when_open(ctx: WorkflowContext, gate: str) -> None:
+    await GATES[gate].hold()
+    raise TerminalError("card declined")
+
+
+@activity(retry_policy=RetryPolicy(initial_interval=60.0, max_attempts=5))
+async def flaky_sibling(ctx: WorkflowContext) -> None:
+    SIBLING_ATTEMPTS.append(len(SIBLING_ATTEMPTS) + 1)
+    raise ConnectionError("partner down")
+
+
+@activity
+async def never_after_the_end(ctx: WorkflowContext) -> None:
+    DONE.append("a step after the end")
+
+
+@workflow
+async def gather_saga_wf(ctx: WorkflowContext) -> None:
+    async def reserve_then_more() -> None:
+        await reserve_gated(ctx, "s-slow")  # still running when the charge fails
+        await never_after_the_end(ctx)
+
+    await reserve_inventory(ctx, "s-first")
+    await asyncio.gather(reserve_then_more(), fail_when_open(ctx, "s-charge"))
+
+
+async def test_a_gather_step_still_running_when_the_body_fails_finishes_and_is_compensated(
+    db_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(db_url)
+    await app.initialize()
+    UNDONE.clear()
+    DONE.clear()
+    GATES.update({"s-slow": Gate(), "s-charge": Gate()})
+    try:
+        starting = asyncio.create_task(gather_saga_wf.start())
+        await wait_for(GATES["s-slow"].reached)
+        await wait_for(GATES["s-charge"].reached)
+        GATES["s-charge"].open()  # the charge fails while the reservation still runs
+        inst = (await app.find_instances(workflow_name="gather_saga_wf"))["instances"][0]
+        iid = inst["instance_id"]
+        await wait_until(lambda: _has(app, iid, ActivityFailed), "the charge's failure")
+        GATES["s-slow"].open()
+        with pytest.raises(TerminalError, match="card declined"):
+            await starting
+        await _status(app, iid, "failed")
+    finally:
+        for name in ("s-slow", "s-charge"):
+            GATES.pop(name).open()
+    # The reservation that finished after the failure is undone too, newest first, and
+    # the step after it in its branch never started.
+    assert UNDONE == [("cancel_reservation", "s-slow"), ("cancel_reservation", "s-first")]
+    assert "a step after the end" not in DONE
+    kinds = [type(r.entry).__name__ for r in await read_journal(app.database, iid)]
+    assert kinds.index("CompensationsStarted") > max(
+        i for i, k in enumerate(kinds) if k == "ActivityCompleted"), kinds
+    assert kinds[-1] == "WorkflowFailed", kinds
+
+
+@workflow
+async def gather_retrying_wf(ctx: WorkflowContext) -> None:
+    await asyncio.gather(flaky_sibling(ctx), fail_when_open(ctx, "r-charge"))
+
+
+async def test_a_failure_is_not_held_up_by_a_retrying_gather_step_which_stops_retrying(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    SIBLING_ATTEMPTS.clear()
+    GATES["r-charge"] = Gate()
+    try:
+        starting = asyncio.create_task(gather_retrying_wf.start())
+        await wait_for(GATES["r-charge"].reached)
+        await wait_until(lambda: SIBLING_ATTEMPTS == [1], "the sibling's first attempt")
+        # It fails while the sibling waits a minute to try again: the failure does not
+        # wait out that minute, and the sibling makes no attempt after the body ended.
+        GATES["r-charge"].open()
+        with pytest.raises(TerminalError, match="card declined"):
+            await starting
+    finally:
+        GATES.pop("r-charge").open()
+    inst = (await app.find_instances(workflow_name="gather_retrying_wf"))["instances"][0]
+    await _status(app, inst["instance_id"], "failed")
+    assert SIBLING_ATTEMPTS == [1]
+    journal = await read_journal(app.database, inst["instance_id"])
+    failed = [r.entry for r in journal if isinstance(r.entry, ActivityFailed)]
+    assert [e.activity_name for e in failed] == ["fail_when_open"], failed
+
+
+@workflow
+async def gather_cancel_wf(ctx: WorkflowContext) -> object:
+    paid, _ = await asyncio.gather(wait_event(ctx, "gather.paid"),
+                                   reserve_gated(ctx, "c-slow"))
+    return paid.data
+
+
+async def test_a_cancel_lets_a_running_gather_step_finish_and_compensates_it(
+    db_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(db_url)
+    await app.initialize()
+    UNDONE.clear()
+    DONE.clear()
+    GATES["c-slow"] = Gate()
+    try:
+        iid = await gather_cancel_wf.start()  # returns once it waits for the event
+        await wait_for(GATES["c-slow"].reached)
+        assert await app.cancel_workflow(iid, cancelled_by="ops")
+        GATES["c-slow"].open()
+        await _status(app, iid, "cancelled")
+    finally:
+        GATES.pop("c-slow").open()
+    assert UNDONE == [("cancel_reservation", "c-slow")]
+
+
+async def _has(app: EddaApp, instance_id: str, kind: type) -> bool:
+    return any(isinstance(r.entry, kind) for r in await read_journal(app.database, instance_id))
