@@ -146,6 +146,8 @@ class InstanceActor:
         while self._handler is None and not self.leaving and mailbox:
             match mailbox.pop():
                 case Wake() | TimerDue():
+                    if self.finishing:  # for what comes after this run (a retry): again
+                        self.missed = True  # once the actor has left
                     self._wake_waits()
                 case Cancel(committed=request) if request is not None:
                     # Stored elsewhere: an activation may have read the row just before.

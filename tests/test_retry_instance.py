@@ -14,6 +14,7 @@ import pytest
 
 from edda import (
     EddaApp,
+    HooksBase,
     RetryExhaustedError,
     RetryPolicy,
     TerminalError,
@@ -27,7 +28,8 @@ from edda import (
     wait_event,
     workflow,
 )
-from tests.support.gates import Gate, finished, settle, wait_for
+from edda.runtime.admin import AdminClient
+from tests.support.gates import Gate, finished, settle, wait_for, wait_until
 from tests.support.web import serve
 
 pytestmark = pytest.mark.anyio
@@ -259,3 +261,40 @@ async def test_a_retried_run_keeps_its_subscriptions_and_open_waits(
     assert await app.wait_result("sub-1", timeout=10) == {"job": 1}
     await send_event("retry.go", "/t", {"go": True})
     assert await app.wait_result("wait-1", timeout=10) == [{"go": True}, "ok"]
+
+
+class SlowFailureHook(HooksBase):
+    """Holds the failed run's actor in its `on_workflow_failed` hook until opened."""
+
+    def __init__(self) -> None:
+        self.gate = Gate()
+
+    async def on_workflow_failed(self, instance_id: str, workflow_name: str,
+                                 error: Exception) -> None:
+        await self.gate.hold()
+
+
+@pytest.mark.parametrize("from_where", ["this node", "the edda command"])
+async def test_a_retry_while_the_failed_run_is_still_ending_runs_it_at_once(
+    sqlite_url: str, make_app: MakeApp, from_where: str
+) -> None:
+    hook = SlowFailureHook()
+    # No sweep comes to the rescue within the test: the wake-up must not be lost.
+    app = make_app(sqlite_url, hooks=hook, recovery_interval=600.0, lease_seconds=600.0)
+    await app.initialize()
+    BROKEN.add("partner")
+    iid = "order-ending"
+    starting = asyncio.create_task(retried_order.start(order="ending", instance_id=iid))
+    await wait_for(hook.gate.reached)  # failed, and its actor is still in the hook
+    BROKEN.clear()
+    if from_where == "this node":
+        assert await app.retry_workflow(iid)
+    else:
+        async with AdminClient(sqlite_url) as admin:
+            assert (await admin.retry(iid)).accepted
+        # The mail reached the ending actor, which keeps it for after it has left.
+        await wait_until(lambda: app._runner.resident[iid].missed, "the wake-up to arrive")
+    hook.gate.open()
+    with contextlib.suppress(RetryExhaustedError):
+        await starting
+    assert await app.wait_result(iid, timeout=10) == ["r-ending", "c-ending", "s-ending"]
