@@ -74,8 +74,8 @@ class InstanceActor:
     __slots__ = ("_clock", "_committing", "_departure", "_handler", "_idle_seconds",
                  "_idle_timer", "_interrupt", "_node_id", "_on_suspended", "_quiet", "_stores",
                  "_task", "_wakes", "blocked", "body_ended", "busy", "cancel", "compensating",
-                 "finishing", "held", "instance_id", "journal", "leaving", "mailbox", "missed",
-                 "waiting")
+                 "finishing", "held", "instance_id", "journal", "leaving", "lost", "mailbox",
+                 "missed", "waiting")
 
     def __init__(
         self,
@@ -108,6 +108,9 @@ class InstanceActor:
         #: a gather) starts nothing new.
         self.body_ended = False
         self._interrupt: asyncio.Event | None = None  # cuts short pauses between attempts
+        #: A branch left over after the body ended lost a journal write (or was fenced):
+        #: the run must not end as if its step had not run.
+        self.lost: BaseException | None = None
         self.waiting = 0
         self.blocked = 0
         self.busy = 0
@@ -151,7 +154,7 @@ class InstanceActor:
                     self._wake_waits()
                 case Cancel(committed=request) if request is not None:
                     # Stored elsewhere: an activation may have read the row just before.
-                    if self.cancel is None and not self.finishing:
+                    if self.cancel is None and not self.finishing and not self.body_ended:
                         self._accept(request)
                 case Cancel() as message:
                     self._handle(self._cancel(message))
@@ -226,7 +229,7 @@ class InstanceActor:
 
         if reply.done():  # the caller gave up
             return
-        if self.finishing or self.compensating:
+        if self.finishing or self.compensating or self.body_ended:
             reply.set_result(CancelOutcome(False, f"instance {self.instance_id!r} cannot be "
                                                   "cancelled: it is already ending"))
             return
@@ -328,6 +331,7 @@ class InstanceActor:
         self._changed()
         if self.busy == 0 and self._quiet is not None:
             self._quiet.set()
+            self._quiet = None
 
     # -- handing over -------------------------------------------------------------------
 
@@ -340,34 +344,51 @@ class InstanceActor:
         """Block an activity that would start on a held actor, until it is stopped."""
         await asyncio.get_running_loop().create_future()
 
-    async def pause(self, seconds: float) -> None:
-        """Sleep between an activity's attempts; a cancel or the end of the body cuts
-        it short (the caller then looks at why)."""
-        if self.cancel is not None or self.body_ended:
+    async def pause(self, seconds: float, *, nested: bool = False) -> None:
+        """Sleep between an activity's attempts; a cancel or (unless the activity was
+        called by another one) the end of the body cuts it short (the caller then
+        looks at why)."""
+        if self.cancel is not None or (self.body_ended and not nested):
             return
         if self._interrupt is None:
             self._interrupt = asyncio.Event()
+        if nested and self.body_ended:  # only a cancel cuts it short now
+            await asyncio.sleep(seconds)
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._interrupt.wait(), seconds)
 
     async def end_body(self) -> None:
         """The body has returned or raised. Its branches still running (the other
-        steps of a ``gather``) start no new step: their waits let go and their
-        activities make no new attempt. Returns once the activities that were
-        running have finished and what they journaled is committed, so that the
-        outcome, and the compensations, come after every step the body took."""
+        steps of a ``gather``) start no new step: their waits let go, their
+        activities make no new attempt, and a cancel is refused (the body's outcome
+        decides). Returns once the activities that were running have finished and
+        their entries are queued, and the journal is sealed for everyone but the
+        caller, so that the outcome and the compensations come after every step
+        the body took, and nothing after them.
+
+        Raises:
+            WriteLost, ActorStopped: If a step that finished meanwhile lost its
+                journal write: the actor restarts and replays, as for the body's own.
+        """
         self.body_ended = True
         self._wake_waits()
         if self._interrupt is not None:
             self._interrupt.set()
-        await self.until_quiet()
+        await self._until_idle()
+        await self.journal.seal()
+        if self.lost is not None:
+            raise self.lost
+
+    async def _until_idle(self) -> None:
+        while self.busy:  # one event per quiet spell, shared by everyone waiting for it
+            if self._quiet is None:
+                self._quiet = asyncio.Event()
+            await self._quiet.wait()
 
     async def until_quiet(self) -> None:
         """Wait until no activity runs, and what they journaled is committed."""
-        while self.busy:
-            self._quiet = asyncio.Event()
-            await self._quiet.wait()
-        self._quiet = None
+        await self._until_idle()
         await self.journal.settled()
 
     @property

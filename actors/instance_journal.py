@@ -8,6 +8,7 @@ leaves the actor before what it journaled is committed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,7 +19,6 @@ from edda.journal.errors import EarlierWriteFailed, FencedError
 from edda.journal.writes import mark_seen
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import Awaitable, Callable
 
     from sqlalchemy import Connection
@@ -46,8 +46,8 @@ class WriteLost(BaseException):
 class InstanceJournal:
     """The journal of one resident instance."""
 
-    __slots__ = ("_unsettled", "_writer", "epoch", "instance_id", "next_seq", "records",
-                 "workflow_name")
+    __slots__ = ("_only", "_own_commits", "_own_done", "_unsettled", "_writer", "epoch",
+                 "instance_id", "next_seq", "records", "workflow_name")
 
     def __init__(
         self,
@@ -70,6 +70,27 @@ class InstanceJournal:
         self.next_seq = next_seq
         #: The newest write not yet known to be committed (each refers to the one before).
         self._unsettled: asyncio.Future[Any] | None = unsettled
+        #: Once sealed, the one task that may still write (the run's ending).
+        self._only: asyncio.Task[Any] | None = None
+        #: Appends committing in a transaction of their own right now (`append_in`).
+        self._own_commits = 0
+        self._own_done: asyncio.Event | None = None
+
+    async def seal(self) -> None:
+        """Let only the calling task write from now on (the run's ending: its outcome,
+        its compensations). Any other task that tries (a branch of the body left
+        over) gets `asyncio.CancelledError` and writes nothing. Returns once the
+        appends already committing in transactions of their own have committed;
+        everything queued before commits before what is queued after."""
+        self._only = asyncio.current_task()
+        while self._own_commits:
+            if self._own_done is None:
+                self._own_done = asyncio.Event()
+            await self._own_done.wait()
+
+    def _check_open(self) -> None:
+        if self._only is not None and asyncio.current_task() is not self._only:
+            raise asyncio.CancelledError
 
     @property
     def finished(self) -> bool:
@@ -83,6 +104,7 @@ class InstanceJournal:
         Raises:
             ActorStopped: If this node was fenced off the instance.
         """
+        self._check_open()
         seq = self.next_seq
         self.next_seq += 1  # unused (a gap) when nothing is found; seqs only order entries
         op = msgspec.structs.replace(op, seq=seq, epoch=self.epoch)
@@ -124,9 +146,11 @@ class InstanceJournal:
             WriteLost: If the transaction failed: the entry may be missing, so the
                 actor must replay from what was committed.
         """
+        self._check_open()
         seq = self.next_seq
         self.next_seq += 1
         op = Append.of(self.instance_id, seq, self.epoch, entry, change, effects=effects)
+        self._own_commits += 1
         try:
             await transaction(lambda conn: self._writer.write_in(conn, op))
         except FencedError as exc:
@@ -134,6 +158,11 @@ class InstanceJournal:
         except Exception as exc:
             raise WriteLost(f"the transaction journaling {kind_of(entry)} of "
                             f"{self.instance_id!r} failed: {exc!r}") from exc
+        finally:
+            self._own_commits -= 1
+            if not self._own_commits and self._own_done is not None:
+                self._own_done.set()
+                self._own_done = None
 
     def submit(
         self,
@@ -168,6 +197,7 @@ class InstanceJournal:
 
     def _queue(self, entry: Entry, change: InstanceChange | None,
                effects: tuple[Effect, ...]) -> asyncio.Future[None]:
+        self._check_open()
         seq = self.next_seq
         self.next_seq += 1
         op = Append.of(self.instance_id, seq, self.epoch, entry, change, effects=effects)

@@ -253,6 +253,14 @@ class WorkflowRetried(_Entry, tag="workflow_retried", frozen=True):
     superseded: list[int]
 
 
+class BodyEnded(_Entry, tag="body_ended", frozen=True):
+    """The workflow body returned or raised, after ``calls`` durable calls, while
+    other branches of it (a ``gather``'s steps) were still running activities.
+    Those finish and are journaled after this entry; they start nothing new."""
+
+    calls: int
+
+
 #: Entries that belong to one of the workflow's durable calls.
 CallEntry = (
     ActivityCompleted
@@ -273,7 +281,7 @@ CallEntry = (
 Entry = (
     WorkflowStarted | WorkflowCompleted | WorkflowFailed | WorkflowRecurred
     | CompensationsStarted | WorkflowCancelling | CompensationDone | WorkflowCancelled
-    | WorkflowRetried | CallEntry
+    | WorkflowRetried | BodyEnded | CallEntry
 )
 
 # Spelled out (not derived) so that isinstance() narrows for the type checker.

@@ -21,6 +21,7 @@ from edda.journal.codec import encode_entry
 from edda.journal.entries import (
     CALL_ENTRY_TYPES,
     ActivityFailed,
+    BodyEnded,
     CompensationsStarted,
     Subscribed,
     Unsubscribed,
@@ -30,7 +31,7 @@ from edda.journal.entries import (
     WorkflowStarted,
     kind_of,
 )
-from edda.journal.records import journal_records
+from edda.journal.records import journal_records, without_superseded
 from edda.journal.waits import AddWait
 from edda.journal.writes import Write
 
@@ -113,11 +114,20 @@ def _superseded(records: list[Record]) -> list[int]:
     """The failure, and the activity failures that ended the run: the one whose error
     the workflow failed with, and those after the run's last step of progress (calls
     side by side in ``gather`` may all have failed; a wait they left open is no
-    progress). A failure the workflow caught and went on from stays."""
+    progress). If the body ended while other branches still ran activities, the
+    `BodyEnded` entry and the failures of those branches (they run again) go too.
+    A failure the workflow caught and went on from stays."""
     failure = records[-1].entry
     assert isinstance(failure, WorkflowFailed)
     superseded = {records[-1].seq}
-    for record in reversed(records[:-1]):
+    live = without_superseded(records[:-1])
+    for i, record in enumerate(live):
+        if isinstance(record.entry, BodyEnded):
+            superseded.add(record.seq)
+            superseded.update(r.seq for r in live[i + 1:] if isinstance(r.entry, ActivityFailed))
+            live = live[:i]
+            break
+    for record in reversed(live):
         if isinstance(record.entry, ActivityFailed):
             superseded.add(record.seq)
         elif isinstance(record.entry, CALL_ENTRY_TYPES) and not isinstance(record.entry,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
+from edda.actors.instance_journal import ActorStopped, WriteLost
 from edda.journal.appends import InstanceChange
 from edda.journal.entries import ActivityCompleted, ActivityFailed
 from edda.journal.faults import describe, is_transient
@@ -39,7 +40,7 @@ from edda.runtime.serialization import (
     type_hints,
     type_path,
 )
-from edda.runtime.transactions import Transaction, enter, leave
+from edda.runtime.transactions import Transaction, current_transaction, enter, leave
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
@@ -126,9 +127,12 @@ class Activity(Generic[P, R]):
         if actor.held:  # its partition is moving: the next node runs it
             await actor.held_back()
         await run.host.until_leased(ctx.instance_id)
-        _check_cancel(ctx)  # nothing awaited from here to begin_work: end_body counts it
+        # Nothing is awaited from here to begin_work: the end of the body counts it. One
+        # called by an activity still running then is part of that step, and runs.
+        nested = current_transaction(ctx) is not None
+        _check_cancel(ctx, nested=nested)
         run.actor.begin_work()  # a running activity keeps the actor resident
-        tried = _Tried(run.clock.now())
+        tried = _Tried(run.clock.now(), nested=nested)
         try:
             result, attempts, txn = await self._attempts(ctx, position, args, kwargs,
                                                          stored_args, stored_kwargs, call, tried)
@@ -157,6 +161,10 @@ class Activity(Generic[P, R]):
                               wait=False)
             if undo is not None:
                 run.compensations.append((position, undo))
+        except (WriteLost, ActorStopped) as exc:
+            if run.actor.body_ended and run.actor.lost is None:
+                run.actor.lost = exc  # no one else hears of it: the ending run raises it
+            raise
         finally:
             run.actor.end_work()
         if ctx.hooks is not None:
@@ -193,9 +201,9 @@ class Activity(Generic[P, R]):
                 away = min(max(away * 2, 0.05), 2.0)
                 log.warning("activity %s of %s waits for the database (%s)", self.name,
                             ctx.instance_id, describe(exc.__cause__ or exc))
-                _check_cancel(ctx)
-                await ctx._run.actor.pause(away)
-                _check_cancel(ctx)
+                _check_cancel(ctx, nested=tried.nested)
+                await ctx._run.actor.pause(away, nested=tried.nested)
+                _check_cancel(ctx, nested=tried.nested)
             except TerminalError as exc:
                 failed = await self._fail(ctx, position, call, exc, stored_args, stored_kwargs,
                                           attempt, tried)
@@ -220,9 +228,10 @@ class Activity(Generic[P, R]):
                          attempt, type(exc).__name__, exc, delay)
                 await fire(ctx.hooks, "on_activity_retry", ctx.instance_id, position, self.name,
                            exc, attempt, delay)
-                _check_cancel(ctx)
-                await ctx._run.actor.pause(delay)
-                _check_cancel(ctx)  # a cancel stops the retries; nothing is recorded
+                _check_cancel(ctx, nested=tried.nested)
+                await ctx._run.actor.pause(delay, nested=tried.nested)
+                # A cancel stops the retries; nothing is recorded.
+                _check_cancel(ctx, nested=tried.nested)
 
     async def _attempt(self, ctx: WorkflowContext, args: tuple[Any, ...],
                        kwargs: dict[str, Any]) -> tuple[R, Transaction]:
@@ -304,6 +313,9 @@ class _Tried:
     """One activity call's attempts so far: when the first began, and what failed."""
 
     started_at: float
+    #: Called by another activity (part of that one's attempt): the end of the body
+    #: does not stop it.
+    nested: bool = False
     metadata: RetryMetadata = field(default_factory=RetryMetadata)
 
 
@@ -320,13 +332,14 @@ async def _quietly(rollback: Awaitable[None]) -> None:
             raise
 
 
-def _check_cancel(ctx: WorkflowContext) -> None:
-    """Stop an activity between attempts: the instance was cancelled, or its body
-    ended while this branch of it (a step of a ``gather``) was retrying."""
+def _check_cancel(ctx: WorkflowContext, *, nested: bool = False) -> None:
+    """Stop an activity between attempts (or before its first): the instance was
+    cancelled, or its body ended while this branch of it (a step of a ``gather``)
+    was retrying. An activity called by another one belongs to that one's attempt."""
     actor = ctx._run.actor
     if actor.cancel is not None:
         raise cancelled_error(ctx.instance_id, actor.cancel.by)
-    if actor.body_ended:
+    if actor.body_ended and not nested:
         raise asyncio.CancelledError
 
 

@@ -172,8 +172,11 @@ async def register_compensation(ctx: WorkflowContext, compensation_func: Callabl
         position=position, call=call,
         compensation=CompensationCall(name=name, args=to_jsonable(list(args), what=what),
                                       kwargs=to_jsonable(kwargs, what=what)))
-    await run.journal.append(entry)
+    # Known to the run from the moment it is queued: a body ending meanwhile (this in
+    # a branch of a gather) compensates it, since it commits before the ending does.
+    run.journal.submit(entry)
     run.compensations.append((position, entry.compensation))
+    await run.journal.settled()
 
 
 # -- running ------------------------------------------------------------------------

@@ -26,11 +26,15 @@ class Recurred(BaseException):
     """Unwinds a workflow that called ``ctx.recur()``; user code cannot catch it
     with ``except Exception``."""
 
-    def __init__(self, new_instance_id: str, started: WorkflowStarted, created_at: float) -> None:
+    def __init__(self, new_instance_id: str, started: WorkflowStarted, created_at: float,
+                 journal: Callable[[], Awaitable[None]]) -> None:
         super().__init__(new_instance_id)
         self.new_instance_id = new_instance_id
         self.started = started
         self.created_at = created_at
+        #: Journals the recur; the run calls it once what is left of the body has
+        #: wound down, so that nothing of this instance comes after it.
+        self.journal = journal
 
 
 def require_context(ctx: object, name: str) -> WorkflowContext:
@@ -102,7 +106,9 @@ class WorkflowContext:
             from edda.runtime.saga import cancelled_error
 
             raise cancelled_error(self.instance_id, run.actor.cancel.by)
-        if run.actor.body_ended:  # a branch left over (a gather's) once the body ended
+        # Once the body has ended, a branch left over (a gather's) starts nothing; a
+        # call made by an activity still running is part of that step.
+        if txn is None and run.actor.body_ended:
             raise asyncio.CancelledError
         if explicit_id is None:
             n = self._counters.get(name, 0) + 1
@@ -230,13 +236,16 @@ class WorkflowContext:
             "started_at": now, "updated_at": now,
         }
         actor = run.journal
-        await actor.append(
-            WorkflowRecurred(new_instance_id=new_id, input=stored),
-            InstanceChange(status="recurred", output=encode_json({"recur_kwargs": stored})),
-            effects=(ContinueAsNew(self.instance_id, actor.next_seq, row, kind_of(started),
-                                   encode_entry(started)),),
-        )
-        raise Recurred(new_id, started, now)
+
+        async def journal() -> None:
+            await actor.append(
+                WorkflowRecurred(new_instance_id=new_id, input=stored),
+                InstanceChange(status="recurred", output=encode_json({"recur_kwargs": stored})),
+                effects=(ContinueAsNew(self.instance_id, actor.next_seq, row, kind_of(started),
+                                       encode_entry(started)),),
+            )
+
+        raise Recurred(new_id, started, now, journal)
 
     def __repr__(self) -> str:
         return (

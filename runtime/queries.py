@@ -34,6 +34,7 @@ _EVENT_TYPES = {
     "message_received": "ChannelMessageReceived",
     "workflow_recurred": "WorkflowRecurred",
     "workflow_retried": "WorkflowRetried",
+    "body_ended": "BodyEnded",
     "compensation_registered": "CompensationRegistered",
     "compensations_started": "CompensationsStarted",
     "workflow_cancelling": "WorkflowCancelling",

@@ -23,6 +23,7 @@ from edda.journal.entries import (
     CALL_ENTRY_TYPES,
     ActivityCompleted,
     ActivityFailed,
+    BodyEnded,
     CallEntry,
     CompensationCall,
     CompensationRegistered,
@@ -105,9 +106,14 @@ class ReplayIndex:
         self.instance_id = instance_id
         self.by_call: dict[int, list[CallEntry]] = {}
         self.by_position: dict[str, int] = {}
+        #: The body ended, with branches still in a step, after this many calls
+        #: (`BodyEnded`; journaled once).
+        self.ended_at_call: int | None = None
         for record in records:
             entry = record.entry
-            if isinstance(entry, CALL_ENTRY_TYPES):
+            if isinstance(entry, BodyEnded):
+                self.ended_at_call = entry.calls
+            elif isinstance(entry, CALL_ENTRY_TYPES):
                 self.by_call.setdefault(entry.call, []).append(entry)
                 self.by_position.setdefault(entry.position, entry.call)
         self.recorded_calls = max(self.by_call, default=-1) + 1
@@ -232,7 +238,7 @@ async def run_workflow(
     try:
         arguments = wf.build_arguments(started.input)
         result = await wf.func(ctx, **arguments)
-        await actor.end_body()  # what is left of it (a gather's other steps) winds down
+        await _end_body(run, ctx)  # what is left of it (a gather's other steps) winds down
         if run.fatal is not None:
             raise run.fatal
         cancel = await actor.finish()
@@ -241,11 +247,13 @@ async def run_workflow(
     except (ActorStopped, WriteLost, asyncio.CancelledError):
         raise
     except Recurred as recurred:
+        await _end_body(run, ctx)
+        await recurred.journal()
         return Outcome(recurred=recurred)
     except Exception as exc:
         # The steps still running in other branches finish first (their results and
         # compensations are journaled); none starts after this.
-        await actor.end_body()
+        await _end_body(run, ctx)
         cancel = await actor.finish() if run.fatal is None else None
         if cancel is not None:
             return await saga.cancelled(cancel)
@@ -263,6 +271,17 @@ async def run_workflow(
     )
     await fire(hooks, "on_workflow_complete", journal.instance_id, wf.name, result)
     return Outcome(result=result)
+
+
+async def _end_body(run: InstanceRun, ctx: WorkflowContext) -> None:
+    """Wind down what is left of the body (see `InstanceActor.end_body`). With an
+    activity of another branch still running, the journal first says where the body
+    ended: what those branches journal after it came after the end (a retry runs
+    their failures again, see `RequestRetry`)."""
+    if run.actor.busy and run.index.ended_at_call is None:
+        run.index.ended_at_call = ctx._calls
+        run.journal.submit(BodyEnded(calls=ctx._calls))
+    await run.actor.end_body()
 
 
 def _recorded_outcome(actor: InstanceJournal) -> Outcome | None:

@@ -171,6 +171,7 @@ class _Builder:
             "TransactionCommitted": self._transaction,
             "WorkflowRetried": self._retried,
             "workflow_retried": self._retried,
+            "BodyEnded": self._body_ended,
         }
 
     def add(self, item: dict[str, Any]) -> None:
@@ -405,6 +406,12 @@ class _Builder:
                    f"retried by {by}: runs again from its last good step",
                    {"retried_by": by, "retried_at": _iso(data.get("retried_at")),
                     "superseded": superseded})
+
+    def _body_ended(self, item: dict[str, Any], data: dict[str, Any]) -> None:
+        """The body ended while other branches still ran activities."""
+        self._step(item, "workflow", self._workflow, "ending",
+                   "the body ended while other branches still ran a step: those finish, "
+                   "nothing new starts", {"calls": data.get("calls")})
 
     # -- anything newer than this module ----------------------------------------------
 

@@ -298,3 +298,51 @@ async def test_a_retry_while_the_failed_run_is_still_ending_runs_it_at_once(
     with contextlib.suppress(RetryExhaustedError):
         await starting
     assert await app.wait_result(iid, timeout=10) == ["r-ending", "c-ending", "s-ending"]
+
+
+@activity
+async def gated_step(ctx: WorkflowContext, name: str) -> str:
+    RUNS[name] += 1
+    await HOLD[name].hold()
+    if name in BROKEN:
+        raise TerminalError(f"{name} broke")
+    return name
+
+
+@workflow
+async def side_by_side(ctx: WorkflowContext) -> list[str]:
+    return list(await asyncio.gather(gated_step(ctx, "slow"), gated_step(ctx, "other"),
+                                     gated_step(ctx, "charge")))
+
+
+async def test_a_retry_runs_again_what_failed_while_the_body_wound_down(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    BROKEN.update({"other", "charge"})
+    HOLD.update({name: Gate() for name in ("slow", "other", "charge")})
+    iid = "side-by-side"
+    starting = asyncio.create_task(side_by_side.start(instance_id=iid))
+    for name in ("slow", "other", "charge"):
+        await wait_for(HOLD[name].reached)
+    HOLD["charge"].open()  # the body fails here; "other" then fails, "slow" completes
+    await wait_until(lambda: _journaled(app, iid, "BodyEnded"), "the body's end")
+    HOLD["other"].open()
+    await wait_until(lambda: _journaled(app, iid, "ActivityFailed", 2), "the second failure")
+    HOLD["slow"].open()
+    with pytest.raises(TerminalError, match="charge broke"):
+        await starting
+    await finished(app, iid, statuses=("failed",))
+    BROKEN.clear()
+    assert await app.retry_workflow(iid)
+    assert await app.wait_result(iid, timeout=10) == ["slow", "other", "charge"]
+    # The step that completed is not run again; both failed ones are.
+    assert RUNS == Counter({"slow": 1, "other": 2, "charge": 2})
+
+
+async def _journaled(app: EddaApp, instance_id: str, kind: str, count: int = 1) -> bool:
+    from edda.journal.store import read_journal
+
+    kinds = [type(r.entry).__name__ for r in await read_journal(app.database, instance_id)]
+    return kinds.count(kind) >= count

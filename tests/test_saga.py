@@ -23,7 +23,9 @@ from edda import (
     workflow,
 )
 from edda.journal.entries import (
+    ActivityCompleted,
     ActivityFailed,
+    BodyEnded,
     CompensationDone,
     CompensationsStarted,
     WorkflowCancelling,
@@ -554,3 +556,148 @@ async def test_a_cancel_lets_a_running_gather_step_finish_and_compensates_it(
 
 async def _has(app: EddaApp, instance_id: str, kind: type) -> bool:
     return any(isinstance(r.entry, kind) for r in await read_journal(app.database, instance_id))
+
+
+@activity
+async def book_with_partner(ctx: WorkflowContext, gate: str) -> str:
+    DONE.append("book")
+    await GATES[gate].hold()
+    await never_after_the_end(ctx)  # an activity's own call: part of its step, so it runs
+    return "booked"
+
+
+@workflow
+async def gather_nested_wf(ctx: WorkflowContext) -> None:
+    await asyncio.gather(book_with_partner(ctx, "n-book"), fail_when_open(ctx, "n-charge"))
+
+
+async def test_an_activity_running_when_the_body_fails_still_makes_its_own_calls(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    DONE.clear()
+    GATES.update({"n-book": Gate(), "n-charge": Gate()})
+    try:
+        starting = asyncio.create_task(gather_nested_wf.start())
+        await wait_for(GATES["n-book"].reached)
+        await wait_for(GATES["n-charge"].reached)
+        GATES["n-charge"].open()
+        iid = (await app.find_instances(workflow_name="gather_nested_wf"))["instances"][0][
+            "instance_id"]
+        await wait_until(lambda: _has(app, iid, ActivityFailed), "the charge's failure")
+        GATES["n-book"].open()
+        with pytest.raises(TerminalError, match="card declined"):
+            await starting
+    finally:
+        for name in ("n-book", "n-charge"):
+            GATES.pop(name).open()
+    assert DONE == ["book", "a step after the end"]
+    names = [r.entry.activity_name for r in await read_journal(app.database, iid)
+             if isinstance(r.entry, ActivityCompleted)]
+    assert sorted(names) == ["book_with_partner", "never_after_the_end"], names
+
+
+@workflow
+async def gather_registers_wf(ctx: WorkflowContext) -> None:
+    async def reserve_and_register() -> None:
+        await reserve_gated(ctx, "k-slow")
+        await register_compensation(ctx, cancel_reservation, item_id="k-registered")
+
+    await asyncio.gather(reserve_and_register(), fail_when_open(ctx, "k-charge"))
+
+
+async def test_a_branch_s_compensation_registered_after_the_body_ended_is_refused(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    # The branch's activity finishes after the failure; the registration after it is a
+    # new step, so it is refused, and only the finished activity is compensated.
+    app = make_app(sqlite_url)
+    await app.initialize()
+    UNDONE.clear()
+    GATES.update({"k-slow": Gate(), "k-charge": Gate()})
+    try:
+        starting = asyncio.create_task(gather_registers_wf.start())
+        await wait_for(GATES["k-slow"].reached)
+        await wait_for(GATES["k-charge"].reached)
+        GATES["k-charge"].open()
+        iid = (await app.find_instances(workflow_name="gather_registers_wf"))["instances"][0][
+            "instance_id"]
+        await wait_until(lambda: _has(app, iid, ActivityFailed), "the charge's failure")
+        GATES["k-slow"].open()
+        with pytest.raises(TerminalError):
+            await starting
+    finally:
+        for name in ("k-slow", "k-charge"):
+            GATES.pop(name).open()
+    assert UNDONE == [("cancel_reservation", "k-slow")]
+    kinds = [type(r.entry).__name__ for r in await read_journal(app.database, iid)]
+    assert "CompensationRegistered" not in kinds and kinds[-1] == "WorkflowFailed", kinds
+
+
+async def test_a_cancel_is_refused_while_the_body_winds_down(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    # Its outcome is decided (it failed); a cancel must not turn it into another one.
+    app = make_app(sqlite_url)
+    await app.initialize()
+    GATES.update({"s-slow": Gate(), "s-charge": Gate()})
+    try:
+        starting = asyncio.create_task(gather_saga_wf.start())
+        await wait_for(GATES["s-slow"].reached)
+        await wait_for(GATES["s-charge"].reached)
+        GATES["s-charge"].open()
+        iid = (await app.find_instances(workflow_name="gather_saga_wf"))["instances"][0][
+            "instance_id"]
+        await wait_until(lambda: _has(app, iid, BodyEnded), "the body's end")
+        refused = await app.cancel_workflow(iid, cancelled_by="ops")
+        assert not refused and "already ending" in refused.reason
+        GATES["s-slow"].open()
+        with pytest.raises(TerminalError, match="card declined"):
+            await starting
+        await _status(app, iid, "failed")
+    finally:
+        for name in ("s-slow", "s-charge"):
+            GATES.pop(name).open()
+
+
+@workflow
+async def gather_recur_wf(ctx: WorkflowContext, round: int) -> str:
+    if round > 0:
+        return f"round {round}"
+
+    async def reserve_then_more() -> None:
+        await reserve_gated(ctx, "u-slow")
+        await never_after_the_end(ctx)
+
+    async def recur_when_open() -> None:
+        await GATES["u-recur"].hold()
+        await ctx.recur(round=round + 1)
+
+    await asyncio.gather(reserve_then_more(), recur_when_open())
+    return "never"
+
+
+async def test_a_recur_from_a_branch_waits_for_the_running_steps_and_starts_no_new_one(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    app = make_app(sqlite_url)
+    await app.initialize()
+    DONE.clear()
+    GATES.update({"u-slow": Gate(), "u-recur": Gate()})
+    try:
+        starting = asyncio.create_task(gather_recur_wf.start(round=0))
+        await wait_for(GATES["u-slow"].reached)
+        await wait_for(GATES["u-recur"].reached)
+        iid = (await app.find_instances(workflow_name="gather_recur_wf"))["instances"][0][
+            "instance_id"]
+        GATES["u-recur"].open()
+        await wait_until(lambda: _has(app, iid, BodyEnded), "the body's end")
+        assert (await app.get_instance(iid) or {})["status"] == "running"  # not yet recurred
+        GATES["u-slow"].open()
+        await starting
+        await _status(app, iid, "recurred")
+    finally:
+        for name in ("u-slow", "u-recur"):
+            GATES.pop(name).open()
+    assert DONE == ["reserve u-slow"]
