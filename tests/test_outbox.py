@@ -215,11 +215,13 @@ async def test_relayer_retries_failures_and_timeouts_and_parks_dead_events(
     await app.initialize()
     iid = await emits.start(names=["flaky", "slow", "broken", "refused", "fine"])
     flaky, slow, broken, refused, fine = (await finished(app, iid))["output_data"]["result"]
-    sink = Sink(hang_seconds=2.0, script={flaky: [500, 502], slow: ["hang"],
-                                          broken: [503, 503, 503, 503], refused: [400]})
+    # "slow" hangs until the end of the test, so its first POST surely times out; the
+    # timeout is long enough that no other POST times out on a loaded machine.
+    sink = Sink(hang_seconds=120.0, script={flaky: [500, 502], slow: ["hang"],
+                                            broken: [503, 503, 503, 503], refused: [400]})
     async with serve(sink) as broker:
         relayer = OutboxRelayer(app, broker, poll_interval=0.2, max_retries=3,
-                                backoff_base=0.05, request_timeout=0.5)
+                                backoff_base=0.05, request_timeout=2.0)
         await relayer.start()
         try:
             expected = {flaky: "published", slow: "published", broken: "dead",
@@ -232,6 +234,7 @@ async def test_relayer_retries_failures_and_timeouts_and_parks_dead_events(
             # Dead and invalid events are not polled again.
             assert await relayer.relay_once() == 0
         finally:
+            sink.released.set()
             await relayer.stop()
     delivered = [event_id for event_id, _, _ in sink.deliveries]
     assert delivered.count(flaky) == 3 and delivered.count(broken) == 3
