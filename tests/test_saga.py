@@ -479,7 +479,7 @@ async def test_a_gather_step_still_running_when_the_body_fails_finishes_and_is_c
         GATES["s-charge"].open()  # the charge fails while the reservation still runs
         inst = (await app.find_instances(workflow_name="gather_saga_wf"))["instances"][0]
         iid = inst["instance_id"]
-        await wait_until(lambda: _has(app, iid, ActivityFailed), "the charge's failure")
+        await wait_until(lambda: _has(app, iid, BodyEnded), "the body to end")
         GATES["s-slow"].open()
         with pytest.raises(TerminalError, match="card declined"):
             await starting
@@ -585,7 +585,7 @@ async def test_an_activity_running_when_the_body_fails_still_makes_its_own_calls
         GATES["n-charge"].open()
         iid = (await app.find_instances(workflow_name="gather_nested_wf"))["instances"][0][
             "instance_id"]
-        await wait_until(lambda: _has(app, iid, ActivityFailed), "the charge's failure")
+        await wait_until(lambda: _has(app, iid, BodyEnded), "the body to end")
         GATES["n-book"].open()
         with pytest.raises(TerminalError, match="card declined"):
             await starting
@@ -623,7 +623,7 @@ async def test_a_branch_s_compensation_registered_after_the_body_ended_is_refuse
         GATES["k-charge"].open()
         iid = (await app.find_instances(workflow_name="gather_registers_wf"))["instances"][0][
             "instance_id"]
-        await wait_until(lambda: _has(app, iid, ActivityFailed), "the charge's failure")
+        await wait_until(lambda: _has(app, iid, BodyEnded), "the body to end")
         GATES["k-slow"].open()
         with pytest.raises(TerminalError):
             await starting
