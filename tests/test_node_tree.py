@@ -246,7 +246,9 @@ async def test_a_node_that_fails_while_the_database_is_away_still_stops(
         async def waiting() -> bool:
             return app._writer is not None and app._writer.retries > 0
 
-        await wait_until(waiting, "the writer to wait for the database")
+        # Generous: on a loaded machine the writer's first attempt once took over 10 s
+        # to fail after the server stopped.
+        await wait_until(waiting, "the writer to wait for the database", timeout=45)
         with caplog.at_level(logging.ERROR, logger="edda.node"):
             for _ in range(6):
                 await kill_service(app, "timer service", timeout=15)
