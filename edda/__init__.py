@@ -5,7 +5,6 @@ result is journaled, so after a crash a workflow replays its journal and goes on
 without redoing finished work.
 """
 
-from dataclasses import is_dataclass as _is_dataclass
 from pathlib import Path as _Path
 
 # Installed, the engine folders (runtime/, actors/, journal/, transports/) live
@@ -52,6 +51,7 @@ from edda.runtime.events import send_event as send_event
 from edda.runtime.events import wait_event as wait_event
 from edda.runtime.hooks import HooksBase as HooksBase
 from edda.runtime.hooks import WorkflowHooks as WorkflowHooks
+from edda.runtime.names import publish as _publish
 from edda.runtime.outbox import send_event_transactional as send_event_transactional
 from edda.runtime.relayer import OutboxRelayer as OutboxRelayer
 from edda.runtime.retry import RetryPolicy as RetryPolicy
@@ -115,8 +115,4 @@ __all__ = (
 # they live in today (httpx does the same), so moving one never changes what is stored.
 # Dataclasses keep theirs, where pydantic resolves their string annotations;
 # edda.runtime.names stores them as `edda:Name` all the same.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) and not _is_dataclass(_obj):
-        _obj.__module__ = __name__
-del _name, _obj
+_publish(globals(), dataclasses_too=False)

@@ -22,6 +22,7 @@ classes) are imported as written.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -49,6 +50,18 @@ ALIASES: dict[str, str] = {
     f"{_LLAMAINDEX}.events:DurableWaitEvent": f"{_LLAMAINDEX}:DurableWaitEvent",
     f"{_LLAMAINDEX}.events:ResumeEvent": f"{_LLAMAINDEX}:ResumeEvent",
 }
+
+
+def publish(namespace: dict[str, Any], *, dataclasses_too: bool = True) -> None:
+    """Make the classes a façade exports (``namespace["__all__"]``) report the façade as
+    their module, so that the journal stores them by their public path and moving one
+    never changes what is stored. ``dataclasses_too=False`` leaves dataclasses their own
+    module (where pydantic resolves their string annotations; `ALIASES` names them)."""
+    module = namespace["__name__"]
+    for name in namespace["__all__"]:
+        obj = namespace[name]
+        if isinstance(obj, type) and (dataclasses_too or not dataclasses.is_dataclass(obj)):
+            obj.__module__ = module
 
 
 def stable_name(cls: type) -> str:

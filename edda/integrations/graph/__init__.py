@@ -23,6 +23,7 @@ from edda.integrations.graph.context import DurableGraphContext  # noqa: E402
 from edda.integrations.graph.errors import GraphExecutionError  # noqa: E402
 from edda.integrations.graph.markers import ReceivedEvent, Sleep, WaitForEvent  # noqa: E402
 from edda.integrations.graph.runner import DurableGraph  # noqa: E402
+from edda.runtime.names import publish as _publish  # noqa: E402
 
 __all__ = [
     "DurableGraph",
@@ -35,8 +36,4 @@ __all__ = [
 
 # Journals store these classes by module: they answer to this package, not to the
 # module they live in today (see edda/__init__.py).
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type):
-        _obj.__module__ = __name__
-del _name, _obj
+_publish(globals())

@@ -20,6 +20,7 @@ from edda.integrations.llamaindex.context import StepContext  # noqa: E402
 from edda.integrations.llamaindex.errors import WorkflowExecutionError, WorkflowReplayError  # noqa: E402
 from edda.integrations.llamaindex.events import DurableSleepEvent, DurableWaitEvent, ResumeEvent  # noqa: E402
 from edda.integrations.llamaindex.runner import DurableWorkflowRunner  # noqa: E402
+from edda.runtime.names import publish as _publish  # noqa: E402
 
 __all__ = [
     "DurableSleepEvent",
@@ -33,8 +34,4 @@ __all__ = [
 
 # Journals store these classes by module: they answer to this package, not to the
 # module they live in today (see edda/__init__.py).
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type):
-        _obj.__module__ = __name__
-del _name, _obj
+_publish(globals())

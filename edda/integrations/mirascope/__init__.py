@@ -26,6 +26,7 @@ from edda.integrations.mirascope.agent import DurableAgent  # noqa: E402
 from edda.integrations.mirascope.calls import call, call_with_messages, durable_call  # noqa: E402
 from edda.integrations.mirascope.deps import DurableDeps  # noqa: E402
 from edda.integrations.mirascope.response import DurableResponse  # noqa: E402
+from edda.runtime.names import publish as _publish  # noqa: E402
 
 __all__ = [
     "DurableAgent",
@@ -38,8 +39,4 @@ __all__ = [
 
 # Journals store these classes by module: they answer to this package, not to the
 # module they live in today (see edda/__init__.py).
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type):
-        _obj.__module__ = __name__
-del _name, _obj
+_publish(globals())
