@@ -45,7 +45,7 @@ from edda.integrations.opentelemetry import (
     inject_trace_context,
 )
 from tests.support.gates import Gate, finished, settle, wait_for, wait_until
-from tests.support.web import Sink, serve
+from tests.support.web import Sink, read_body, serve
 
 pytestmark = pytest.mark.anyio
 MakeApp = Callable[..., EddaApp]
@@ -571,12 +571,7 @@ class Collector:
     names: list[str]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.paths.append(scope["path"])
         if scope["path"] == "/v1/traces":
             request = ExportTraceServiceRequest.FromString(body)

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.support.web import read_body
+
 FORMAT_TOOL = "__mirascope_formatted_output_tool__"
 
 
@@ -123,12 +125,7 @@ class FakeLLM:
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
         assert scope["type"] == "http", scope["type"]
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         data = json.loads(body)
         path = scope["path"]
         if path.endswith("/chat/completions"):

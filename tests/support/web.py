@@ -21,6 +21,16 @@ Asgi = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], A
                 Awaitable[None]]
 
 
+async def read_body(receive: Callable[[], Awaitable[Any]]) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body: bytes = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 @asynccontextmanager
 async def serve(app: Asgi, *, lifespan: str = "off") -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1 (a free port); yields its base URL."""
@@ -73,12 +83,7 @@ class Sink:
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
         assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if headers.get("content-type", "").startswith("application/cloudevents+json"):
             event = json.loads(body)
