@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from edda import (
     HooksBase,
     RetryPolicy,
     TerminalError,
+    Workflow,
     WorkflowCancelledException,
     WorkflowContext,
     activity,
@@ -464,6 +466,31 @@ async def gather_saga_wf(ctx: WorkflowContext) -> None:
     await asyncio.gather(reserve_then_more(), fail_when_open(ctx, "s-charge"))
 
 
+@asynccontextmanager
+async def _charge_fails_while(app: EddaApp, wf: Workflow[..., Any], slow: str, charge: str
+                              ) -> AsyncIterator[str]:
+    """Start ``wf``; once its steps hold at the gates ``slow`` and ``charge``, let the charge
+    fail and yield the instance's id when the body has ended, ``slow`` still running.
+    Leaving lets ``slow`` finish and checks that start() raised the charge's failure and
+    that the instance ended failed."""
+    GATES.update({slow: Gate(), charge: Gate()})
+    try:
+        starting = asyncio.create_task(wf.start())
+        await wait_for(GATES[slow].reached)
+        await wait_for(GATES[charge].reached)
+        GATES[charge].open()
+        iid = (await app.find_instances(workflow_name=wf.name))["instances"][0]["instance_id"]
+        await wait_until(lambda: _has(app, iid, BodyEnded), "the body to end")
+        yield iid
+        GATES[slow].open()
+        with pytest.raises(TerminalError, match="card declined"):
+            await starting
+        await _status(app, iid, "failed")
+    finally:
+        for name in (slow, charge):
+            GATES.pop(name).open()
+
+
 async def test_a_gather_step_still_running_when_the_body_fails_finishes_and_is_compensated(
     db_url: str, make_app: MakeApp
 ) -> None:
@@ -471,22 +498,9 @@ async def test_a_gather_step_still_running_when_the_body_fails_finishes_and_is_c
     await app.initialize()
     UNDONE.clear()
     DONE.clear()
-    GATES.update({"s-slow": Gate(), "s-charge": Gate()})
-    try:
-        starting = asyncio.create_task(gather_saga_wf.start())
-        await wait_for(GATES["s-slow"].reached)
-        await wait_for(GATES["s-charge"].reached)
-        GATES["s-charge"].open()  # the charge fails while the reservation still runs
-        inst = (await app.find_instances(workflow_name="gather_saga_wf"))["instances"][0]
-        iid = inst["instance_id"]
-        await wait_until(lambda: _has(app, iid, BodyEnded), "the body to end")
-        GATES["s-slow"].open()
-        with pytest.raises(TerminalError, match="card declined"):
-            await starting
-        await _status(app, iid, "failed")
-    finally:
-        for name in ("s-slow", "s-charge"):
-            GATES.pop(name).open()
+    # The charge fails while the reservation still runs.
+    async with _charge_fails_while(app, gather_saga_wf, "s-slow", "s-charge") as iid:
+        pass
     # The reservation that finished after the failure is undone too, newest first, and
     # the step after it in its branch never started.
     assert UNDONE == [("cancel_reservation", "s-slow"), ("cancel_reservation", "s-first")]
@@ -577,21 +591,8 @@ async def test_an_activity_running_when_the_body_fails_still_makes_its_own_calls
     app = make_app(sqlite_url)
     await app.initialize()
     DONE.clear()
-    GATES.update({"n-book": Gate(), "n-charge": Gate()})
-    try:
-        starting = asyncio.create_task(gather_nested_wf.start())
-        await wait_for(GATES["n-book"].reached)
-        await wait_for(GATES["n-charge"].reached)
-        GATES["n-charge"].open()
-        iid = (await app.find_instances(workflow_name="gather_nested_wf"))["instances"][0][
-            "instance_id"]
-        await wait_until(lambda: _has(app, iid, BodyEnded), "the body to end")
-        GATES["n-book"].open()
-        with pytest.raises(TerminalError, match="card declined"):
-            await starting
-    finally:
-        for name in ("n-book", "n-charge"):
-            GATES.pop(name).open()
+    async with _charge_fails_while(app, gather_nested_wf, "n-book", "n-charge") as iid:
+        pass
     assert DONE == ["book", "a step after the end"]
     names = [r.entry.activity_name for r in await read_journal(app.database, iid)
              if isinstance(r.entry, ActivityCompleted)]
@@ -615,21 +616,8 @@ async def test_a_branch_s_compensation_registered_after_the_body_ended_is_refuse
     app = make_app(sqlite_url)
     await app.initialize()
     UNDONE.clear()
-    GATES.update({"k-slow": Gate(), "k-charge": Gate()})
-    try:
-        starting = asyncio.create_task(gather_registers_wf.start())
-        await wait_for(GATES["k-slow"].reached)
-        await wait_for(GATES["k-charge"].reached)
-        GATES["k-charge"].open()
-        iid = (await app.find_instances(workflow_name="gather_registers_wf"))["instances"][0][
-            "instance_id"]
-        await wait_until(lambda: _has(app, iid, BodyEnded), "the body to end")
-        GATES["k-slow"].open()
-        with pytest.raises(TerminalError):
-            await starting
-    finally:
-        for name in ("k-slow", "k-charge"):
-            GATES.pop(name).open()
+    async with _charge_fails_while(app, gather_registers_wf, "k-slow", "k-charge") as iid:
+        pass
     assert UNDONE == [("cancel_reservation", "k-slow")]
     kinds = [type(r.entry).__name__ for r in await read_journal(app.database, iid)]
     assert "CompensationRegistered" not in kinds and kinds[-1] == "WorkflowFailed", kinds
@@ -641,24 +629,9 @@ async def test_a_cancel_is_refused_while_the_body_winds_down(
     # Its outcome is decided (it failed); a cancel must not turn it into another one.
     app = make_app(sqlite_url)
     await app.initialize()
-    GATES.update({"s-slow": Gate(), "s-charge": Gate()})
-    try:
-        starting = asyncio.create_task(gather_saga_wf.start())
-        await wait_for(GATES["s-slow"].reached)
-        await wait_for(GATES["s-charge"].reached)
-        GATES["s-charge"].open()
-        iid = (await app.find_instances(workflow_name="gather_saga_wf"))["instances"][0][
-            "instance_id"]
-        await wait_until(lambda: _has(app, iid, BodyEnded), "the body's end")
+    async with _charge_fails_while(app, gather_saga_wf, "s-slow", "s-charge") as iid:
         refused = await app.cancel_workflow(iid, cancelled_by="ops")
         assert not refused and "already ending" in refused.reason
-        GATES["s-slow"].open()
-        with pytest.raises(TerminalError, match="card declined"):
-            await starting
-        await _status(app, iid, "failed")
-    finally:
-        for name in ("s-slow", "s-charge"):
-            GATES.pop(name).open()
 
 
 @workflow
