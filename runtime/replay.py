@@ -106,13 +106,13 @@ class ReplayIndex:
         self.instance_id = instance_id
         self.by_call: dict[int, list[CallEntry]] = {}
         self.by_position: dict[str, int] = {}
-        #: The body ended, with branches still in a step, after this many calls
-        #: (`BodyEnded`; journaled once).
-        self.ended_at_call: int | None = None
+        #: The journal says the body ended with branches still in a step (`BodyEnded`,
+        #: journaled once).
+        self.body_ended = False
         for record in records:
             entry = record.entry
             if isinstance(entry, BodyEnded):
-                self.ended_at_call = entry.calls
+                self.body_ended = True
             elif isinstance(entry, CALL_ENTRY_TYPES):
                 self.by_call.setdefault(entry.call, []).append(entry)
                 self.by_position.setdefault(entry.position, entry.call)
@@ -278,8 +278,8 @@ async def _end_body(run: InstanceRun, ctx: WorkflowContext) -> None:
     activity of another branch still running, the journal first says where the body
     ended: what those branches journal after it came after the end (a retry runs
     their failures again, see `RequestRetry`)."""
-    if run.actor.busy and run.index.ended_at_call is None:
-        run.index.ended_at_call = ctx._calls
+    if run.actor.busy and not run.index.body_ended:
+        run.index.body_ended = True
         run.journal.submit(BodyEnded(calls=ctx._calls))
     await run.actor.end_body()
 
