@@ -146,8 +146,15 @@ class GroupCommitWriter:
         self._outage_since: float | None = None
         self.batches = 0
         self.appends = 0
-        #: Attempts that failed because the database was unavailable.
+        #: Attempts that failed because the database was unavailable (and are made
+        #: again; a batch whose lost COMMIT turned out to have gone through is not).
         self.retries = 0
+
+    @property
+    def waiting_for_database(self) -> bool:
+        """Whether a batch waits for the database to come back, to commit or to
+        learn whether its cut COMMIT went through."""
+        return self._outage_since is not None
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Write batches until `drain` has written the last one (or until cancelled)."""
@@ -350,11 +357,14 @@ class GroupCommitWriter:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                # Said at once: learning whether a cut COMMIT went through may itself
+                # wait out the whole outage, and the writes behind it wait with it.
+                self._unavailable(exc, len(batch))
                 # The commit itself may have gone through before the connection dropped.
                 if computed and await self._stamped(token):
                     self._back(len(batch))
                     return computed[0]
-                self._unavailable(exc, len(batch))
+                self.retries += 1
                 if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
                     raise DatabaseUnavailableError(exc, maybe_committed=bool(computed)) from exc
                 await asyncio.sleep(delay)
@@ -381,7 +391,6 @@ class GroupCommitWriter:
             return found == token
 
     def _unavailable(self, exc: BaseException, size: int) -> None:
-        self.retries += 1
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             log.warning("the database is unavailable (%s); %d write(s) wait and are tried "

@@ -36,10 +36,12 @@ from edda import (
     wait_event,
     workflow,
 )
+from edda.journal import schema
 from edda.journal.database import Database
 from edda.journal.group_commit import GroupCommitWriter
 from edda.journal.migrations import migrate
 from edda.journal.store import InstanceFilter, SqlJournalStore
+from edda.journal.waits import StoreEvent
 from edda.journal.writes import SqlStore, Write, WriteContext
 from edda.testing import passivate_idle
 from tests.support.faults import MiB, ext4_volume, small_tmpfs
@@ -254,7 +256,7 @@ async def test_start_says_the_truth_when_the_node_stops_during_an_outage(
 
     async def all_waiting() -> bool:  # each start() waits for its instance to be stored
         return len(app._runner.waiters._starts) == 10 and app._writer is not None \
-            and app._writer.retries > 0
+            and app._writer.waiting_for_database
 
     await wait_until(all_waiting, "the writer to wait for the database")
     await app.shutdown()  # gives up waiting for the database after a bounded time
@@ -304,6 +306,37 @@ async def test_a_write_whose_caller_gave_up_fails_without_an_unretrieved_error(
     finally:
         loop.set_exception_handler(previous)
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_commit_cut_by_an_outage_says_so_while_it_waits_to_learn_whether_it_landed(
+    own_postgres: LocalPostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server stops between a batch's statements and its COMMIT. Whether that COMMIT
+    # went through can only be asked once the server is back; meanwhile the outage is
+    # reported (it was not, for the whole outage) and the write is neither lost nor doubled.
+    db = Database.open(own_postgres.create_database("cut_commit"))
+    await migrate(db)
+    assert db._async_writer is not None
+    sa.event.listen(db._async_writer.sync_engine, "commit",
+                    lambda _conn: own_postgres.stop_server(), once=True)
+    writer = GroupCommitWriter(db, "node-cut")
+    writer.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="edda.journal"):
+            stored = writer.submit(StoreEvent("cut.commit", {"id": "e1"}, None, None))
+            await wait_until(lambda: writer.waiting_for_database,
+                             "the writer to report that the database is away")
+            assert "the database is unavailable" in caplog.text
+            assert not stored.done()
+            await asyncio.to_thread(own_postgres.start_server)
+            assert await stored == []
+    finally:
+        await writer.aclose()
+    count = await db.query(lambda conn: conn.execute(
+        sa.select(sa.func.count()).select_from(schema.events)).scalar())
+    await db.dispose()
+    assert count == 1, "the event is stored once"
 
 
 SHIPMENTS = sa.Table("outage_shipments", sa.MetaData(), sa.Column("order_id", sa.String(64)))
@@ -470,7 +503,7 @@ async def test_the_http_edge_answers_503_during_an_outage_and_loses_no_event(
         posted = asyncio.create_task(client.post(
             "/", content=json.dumps(event),
             headers={"content-type": "application/cloudevents+json"}))
-        await wait_until(lambda: app._writer is not None and app._writer.retries > 0,
+        await wait_until(lambda: app._writer is not None and app._writer.waiting_for_database,
                          "the event's write to wait for the database")
         assert not posted.done()
         await asyncio.to_thread(own_postgres.start_server)
